@@ -1,0 +1,172 @@
+//! Thin wrappers over privileged x86_64 instructions.
+//!
+//! This is one of the few modules allowed to use `unsafe`: each wrapper states the condition
+//! under which the instruction is harmless, so the rest of the kernel calls safe functions.
+
+use core::arch::asm;
+
+/// Reads a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: port I/O has no memory effects; device side effects are the caller's intent.
+    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Writes a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: as for `inb`.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Writes a 32-bit value to an I/O port.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `inb`.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Writes a 16-bit value to an I/O port.
+pub fn outw(port: u16, value: u16) {
+    // SAFETY: as for `inb`.
+    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Reads a model-specific register.
+///
+/// # Safety
+/// `msr` must exist on this CPU (reading an absent MSR raises #GP).
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: the caller guarantees the MSR exists.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// `msr` must exist and `value` must keep the system in a state the kernel expects.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack, preserves_flags))
+    };
+}
+
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC only reads the time-stamp counter.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+pub struct CpuidResult {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
+}
+
+macro_rules! read_reg {
+    ($name:ident, $reg:literal) => {
+        pub fn $name() -> u64 {
+            let value: u64;
+            // SAFETY: reading a control/flags register has no side effects.
+            unsafe { asm!(concat!("mov {}, ", $reg), out(reg) value, options(nomem, nostack, preserves_flags)) };
+            value
+        }
+    };
+}
+
+read_reg!(read_cr0, "cr0");
+read_reg!(read_cr2, "cr2");
+read_reg!(read_cr3, "cr3");
+read_reg!(read_cr4, "cr4");
+read_reg!(read_rsp, "rsp");
+read_reg!(read_rbp, "rbp");
+
+/// Loads a new top-level page table.
+///
+/// # Safety
+/// `pml4_phys` must be a valid PML4 that maps the currently executing code, stack and data.
+pub unsafe fn write_cr3(pml4_phys: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack, preserves_flags)) };
+}
+
+/// Sets bits in CR4.
+///
+/// # Safety
+/// The features enabled must be supported and consistent with the kernel's state.
+pub unsafe fn set_cr4_bits(bits: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { asm!("mov {tmp}, cr4", "or {tmp}, {bits}", "mov cr4, {tmp}", bits = in(reg) bits, tmp = out(reg) _, options(nostack, preserves_flags)) };
+}
+
+pub fn read_rflags() -> u64 {
+    let value: u64;
+    // SAFETY: pushfq/pop only touch the stack slot they use.
+    unsafe { asm!("pushfq", "pop {}", out(reg) value, options(nomem, preserves_flags)) };
+    value
+}
+
+/// Invalidates the TLB entry for one page.
+pub fn invlpg(addr: usize) {
+    // SAFETY: dropping a TLB entry is always safe; it is refilled from the page tables.
+    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) };
+}
+
+pub const RFLAGS_IF: u64 = 1 << 9;
+
+pub fn interrupts_enabled() -> bool {
+    read_rflags() & RFLAGS_IF != 0
+}
+
+pub fn disable_interrupts() {
+    // SAFETY: masking interrupts cannot break memory safety.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+}
+
+pub fn enable_interrupts() {
+    // SAFETY: the IDT is loaded before anyone calls this (see `arch::init`).
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
+/// Enables interrupts and halts until the next one, atomically (no lost wake-up).
+pub fn enable_interrupts_and_halt() {
+    // SAFETY: as for `enable_interrupts`; `sti; hlt` is the documented idle idiom.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+}
+
+pub fn halt() {
+    // SAFETY: HLT only waits for the next interrupt.
+    unsafe { asm!("hlt", options(nomem, nostack)) };
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        disable_interrupts();
+        halt();
+    }
+}
+
+pub fn pause() {
+    core::hint::spin_loop();
+}
+
+/// Raises a breakpoint exception (#BP) on purpose.
+pub fn breakpoint() {
+    // SAFETY: #BP is a trap; the handler returns to the next instruction.
+    unsafe { asm!("int3", options(nomem, nostack)) };
+}

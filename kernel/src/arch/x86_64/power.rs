@@ -1,0 +1,45 @@
+//! Leaving the machine: QEMU's debug-exit device, ACPI power-off, or halting.
+//!
+//! Under QEMU with `-device isa-debug-exit,iobase=0xf4,iosize=0x04`, writing a code makes QEMU
+//! exit with status `(code << 1) | 1`. The codes are a contract with the host launcher
+//! (`cadenza-qemu`): 33 means a clean shutdown, 35 a panic, 37 failed self-tests. Exit status 0
+//! therefore never means success by accident: it is what a triple fault with `-no-reboot` gives.
+
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use super::cpu;
+
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitCode {
+    /// QEMU exit status 33.
+    Success = 0x10,
+    /// QEMU exit status 35.
+    Panic = 0x11,
+    /// QEMU exit status 37.
+    SelftestFailed = 0x12,
+}
+
+static PM1A_CONTROL: AtomicU16 = AtomicU16::new(0);
+
+/// Remembers the ACPI PM1a control port for `power_off`.
+pub fn set_acpi_pm1a_control(port: u16) {
+    PM1A_CONTROL.store(port, Ordering::Relaxed);
+}
+
+/// Ends the machine with `code`. If no debug-exit device is present: ACPI S5 for a clean
+/// shutdown, halt otherwise (so a panic report stays on screen on real hardware).
+pub fn exit(code: ExitCode) -> ! {
+    cpu::disable_interrupts();
+    cpu::outl(DEBUG_EXIT_PORT, code as u32);
+    if code == ExitCode::Success {
+        let port = PM1A_CONTROL.load(Ordering::Relaxed);
+        if port != 0 {
+            // SLP_TYPa = 0 (QEMU's \_S5), SLP_EN.
+            cpu::outw(port, 1 << 13);
+        }
+    }
+    cpu::halt_forever()
+}

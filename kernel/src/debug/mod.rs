@@ -1,0 +1,5 @@
+//! Kernel-side debugging aids: backtraces and the panic report.
+
+pub mod backtrace;
+pub mod crash;
+pub mod panic_report;

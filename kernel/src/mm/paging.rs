@@ -1,0 +1,289 @@
+//! Four-level page tables and the kernel's own address space.
+//!
+//! The boot trampoline maps only the first GiB, with everything writable and executable. `init`
+//! replaces that with the real kernel map: the direct map of every region in the memory map
+//! (2 MiB pages where alignment allows, never executable), the kernel image with per-section
+//! permissions (text RX, rodata R, data RW), unmapped guard pages under every kernel stack, and
+//! an uncached MMIO window for device registers.
+
+use bitflags::bitflags;
+
+use super::{KERNEL_VIRT_OFFSET, MMIO_BASE, PAGE_SIZE, frame_allocator, layout, phys_to_virt};
+use crate::arch::x86_64::cpu;
+use crate::boot::MemoryMap;
+use crate::sync::IrqSpinLock;
+
+bitflags! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PageFlags: u64 {
+        const PRESENT = 1 << 0;
+        const WRITABLE = 1 << 1;
+        const USER = 1 << 2;
+        const WRITE_THROUGH = 1 << 3;
+        const NO_CACHE = 1 << 4;
+        const ACCESSED = 1 << 5;
+        const DIRTY = 1 << 6;
+        const HUGE = 1 << 7;
+        const GLOBAL = 1 << 8;
+        const NO_EXECUTE = 1 << 63;
+    }
+}
+
+const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+const HUGE_2M: u64 = 2 * 1024 * 1024;
+
+pub const KERNEL_DATA: PageFlags = PageFlags::PRESENT
+    .union(PageFlags::WRITABLE)
+    .union(PageFlags::GLOBAL)
+    .union(PageFlags::NO_EXECUTE);
+const KERNEL_TEXT: PageFlags = PageFlags::PRESENT.union(PageFlags::GLOBAL);
+const KERNEL_RODATA: PageFlags = PageFlags::PRESENT
+    .union(PageFlags::GLOBAL)
+    .union(PageFlags::NO_EXECUTE);
+const MMIO: PageFlags = KERNEL_DATA
+    .union(PageFlags::NO_CACHE)
+    .union(PageFlags::WRITE_THROUGH);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum MapError {
+    OutOfFrames,
+    AlreadyMapped(u64),
+    /// The address is covered by a huge page that would have to be split.
+    HugePageInTheWay(u64),
+    Unaligned,
+}
+
+/// A page-table hierarchy, identified by the physical address of its PML4.
+pub struct PageTable {
+    root: u64,
+}
+
+fn table(phys: u64) -> &'static mut [u64; 512] {
+    // SAFETY: page-table frames are owned by their `PageTable`, are 4 KiB aligned and are reached
+    // through the direct map; callers hold `KERNEL_SPACE`'s lock or own the table exclusively
+    // (during boot), so no other reference to this table exists.
+    unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+}
+
+fn index(virt: u64, level: u32) -> usize {
+    ((virt >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+}
+
+impl PageTable {
+    pub fn new() -> Result<Self, MapError> {
+        let root = frame_allocator::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+        Ok(Self { root })
+    }
+
+    pub fn root_phys(&self) -> u64 {
+        self.root
+    }
+
+    /// Walks down to the table at `level` (1 = page table) covering `virt`, creating the
+    /// intermediate tables when `create` is set.
+    fn walk(&mut self, virt: u64, level: u32, create: bool) -> Result<Option<u64>, MapError> {
+        let mut current = self.root;
+        for l in (level + 1..=4).rev() {
+            let entry = &mut table(current)[index(virt, l)];
+            if *entry & PageFlags::PRESENT.bits() == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                let frame = frame_allocator::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+                // Intermediate entries are permissive; leaves decide the real rights.
+                *entry = frame | (PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::USER).bits();
+            } else if *entry & PageFlags::HUGE.bits() != 0 {
+                return Err(MapError::HugePageInTheWay(virt));
+            }
+            current = *entry & ADDRESS_MASK;
+        }
+        Ok(Some(current))
+    }
+
+    pub fn map_4k(&mut self, virt: u64, phys: u64, flags: PageFlags) -> Result<(), MapError> {
+        if virt % PAGE_SIZE as u64 != 0 || phys % PAGE_SIZE as u64 != 0 {
+            return Err(MapError::Unaligned);
+        }
+        let pt = self.walk(virt, 1, true)?.ok_or(MapError::OutOfFrames)?;
+        let entry = &mut table(pt)[index(virt, 1)];
+        if *entry & PageFlags::PRESENT.bits() != 0 {
+            return Err(MapError::AlreadyMapped(virt));
+        }
+        *entry = phys | (flags | PageFlags::PRESENT).bits();
+        Ok(())
+    }
+
+    fn map_2m(&mut self, virt: u64, phys: u64, flags: PageFlags) -> Result<(), MapError> {
+        let pd = self.walk(virt, 2, true)?.ok_or(MapError::OutOfFrames)?;
+        let entry = &mut table(pd)[index(virt, 2)];
+        if *entry & PageFlags::PRESENT.bits() != 0 {
+            return Err(MapError::AlreadyMapped(virt));
+        }
+        *entry = phys | (flags | PageFlags::PRESENT | PageFlags::HUGE).bits();
+        Ok(())
+    }
+
+    /// Maps `[virt, virt + size)` to `[phys, ...)`, with 2 MiB pages wherever both addresses
+    /// are 2 MiB aligned and enough remains.
+    pub fn map_range(
+        &mut self,
+        virt: u64,
+        phys: u64,
+        size: u64,
+        flags: PageFlags,
+    ) -> Result<(), MapError> {
+        let mut offset = 0;
+        while offset < size {
+            let (v, p) = (virt + offset, phys + offset);
+            if v % HUGE_2M == 0 && p % HUGE_2M == 0 && size - offset >= HUGE_2M {
+                self.map_2m(v, p, flags)?;
+                offset += HUGE_2M;
+            } else {
+                self.map_4k(v, p, flags)?;
+                offset += PAGE_SIZE as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a 4 KiB mapping; returns the physical address it pointed at.
+    pub fn unmap_4k(&mut self, virt: u64) -> Result<Option<u64>, MapError> {
+        let Some(pt) = self.walk(virt, 1, false)? else {
+            return Ok(None);
+        };
+        let entry = &mut table(pt)[index(virt, 1)];
+        if *entry & PageFlags::PRESENT.bits() == 0 {
+            return Ok(None);
+        }
+        let phys = *entry & ADDRESS_MASK;
+        *entry = 0;
+        cpu::invlpg(virt as usize);
+        Ok(Some(phys))
+    }
+
+    /// The physical address `virt` maps to, and the leaf's flags.
+    pub fn translate(&self, virt: u64) -> Option<(u64, PageFlags)> {
+        let mut current = self.root;
+        for level in (1..=4).rev() {
+            let entry = table(current)[index(virt, level)];
+            if entry & PageFlags::PRESENT.bits() == 0 {
+                return None;
+            }
+            let flags = PageFlags::from_bits_truncate(entry);
+            if level == 1 || (level <= 3 && flags.contains(PageFlags::HUGE)) {
+                let page_mask = (1u64 << (12 + 9 * (level - 1))) - 1;
+                return Some(((entry & ADDRESS_MASK & !page_mask) | (virt & page_mask), flags));
+            }
+            current = entry & ADDRESS_MASK;
+        }
+        None
+    }
+}
+
+struct KernelSpace {
+    table: PageTable,
+    mmio_next: u64,
+}
+
+static KERNEL_SPACE: IrqSpinLock<Option<KernelSpace>> = IrqSpinLock::new(None);
+
+/// Builds the kernel's address space from the memory map and switches to it.
+pub fn init(map: &MemoryMap, guard_pages: &[usize]) -> Result<(), MapError> {
+    let mut table = PageTable::new()?;
+
+    // Regions are sorted; rounding them out to pages can make neighbours share a page.
+    let mut mapped_end = 0;
+    for region in map.regions() {
+        let start = super::align_down(region.start, PAGE_SIZE as u64).max(mapped_end);
+        let end = super::align_up(region.end, PAGE_SIZE as u64);
+        if start < end {
+            table.map_range(phys_to_virt(start), start, end - start, KERNEL_DATA)?;
+            mapped_end = end;
+        }
+    }
+
+    let sections = [
+        (layout::text_start(), layout::text_end(), KERNEL_TEXT),
+        (layout::rodata_start(), layout::rodata_end(), KERNEL_RODATA),
+        (layout::data_start(), layout::bss_end(), KERNEL_DATA),
+    ];
+    for (start, end, flags) in sections {
+        let start = super::align_down(start, PAGE_SIZE as u64);
+        let end = super::align_up(end, PAGE_SIZE as u64);
+        for virt in (start..end).step_by(PAGE_SIZE) {
+            table.map_4k(virt, virt - KERNEL_VIRT_OFFSET, flags)?;
+        }
+    }
+    for &guard in guard_pages {
+        table.unmap_4k(guard as u64)?;
+    }
+
+    // SAFETY: CR4.PGE only makes global mappings survive CR3 reloads; all kernel mappings are
+    // identical in every address space, which is what global means.
+    unsafe { cpu::set_cr4_bits(1 << 7) };
+    // SAFETY: the new table maps the kernel image (including the running code, this stack and
+    // all statics) at the addresses they are linked at, and physical memory at `PHYS_OFFSET`,
+    // exactly as the boot tables did for the parts still in use.
+    unsafe { cpu::write_cr3(table.root_phys()) };
+
+    *KERNEL_SPACE.lock() = Some(KernelSpace {
+        table,
+        mmio_next: MMIO_BASE,
+    });
+    Ok(())
+}
+
+/// Maps device registers at `phys` (uncached) and returns their virtual address.
+pub fn map_mmio(phys: u64, size: u64) -> Result<u64, MapError> {
+    let mut guard = KERNEL_SPACE.lock();
+    let space = guard.as_mut().ok_or(MapError::OutOfFrames)?;
+    let base = super::align_down(phys, PAGE_SIZE as u64);
+    let len = super::align_up(phys + size, PAGE_SIZE as u64) - base;
+    let virt = space.mmio_next;
+    for offset in (0..len).step_by(PAGE_SIZE) {
+        space.table.map_4k(virt + offset, base + offset, MMIO)?;
+    }
+    // One unmapped page between windows catches overruns.
+    space.mmio_next += len + PAGE_SIZE as u64;
+    Ok(virt + (phys - base))
+}
+
+/// Translates a kernel virtual address through the live kernel page tables.
+pub fn translate(virt: u64) -> Option<(u64, PageFlags)> {
+    KERNEL_SPACE.lock().as_ref()?.table.translate(virt)
+}
+
+crate::kernel_test!(paging_kernel_map_permissions, {
+    let text = translate(layout::text_start()).ok_or(crate::selftest::fail("text unmapped"))?;
+    crate::check!(!text.1.contains(PageFlags::NO_EXECUTE) && !text.1.contains(PageFlags::WRITABLE));
+    let rodata = translate(layout::rodata_start()).ok_or(crate::selftest::fail("rodata unmapped"))?;
+    crate::check!(rodata.1.contains(PageFlags::NO_EXECUTE) && !rodata.1.contains(PageFlags::WRITABLE));
+    let here = translate(&KERNEL_SPACE as *const _ as u64).ok_or(crate::selftest::fail("data unmapped"))?;
+    crate::check!(here.1.contains(PageFlags::WRITABLE | PageFlags::NO_EXECUTE));
+    crate::check_eq!(here.0, &KERNEL_SPACE as *const _ as u64 - KERNEL_VIRT_OFFSET);
+    crate::check!(translate(0).is_none(), "the boot identity map must be gone");
+    let guard = crate::arch::x86_64::stack::BOOT_STACK.guard_page() as u64;
+    crate::check!(translate(guard).is_none(), "the boot stack's guard page must be unmapped");
+});
+
+crate::kernel_test!(paging_map_translate_unmap, {
+    let frame = frame_allocator::alloc_zeroed().ok_or(crate::selftest::fail("out of frames"))?;
+    let virt = map_mmio(frame, 8).map_err(|_| crate::selftest::fail("map_mmio failed"))?;
+    crate::check_eq!(translate(virt).map(|t| t.0), Some(frame));
+    // Writing through the new mapping shows up through the direct map.
+    // SAFETY: `virt` maps the frame we own; both accesses are 8-byte aligned and in bounds.
+    unsafe { core::ptr::write_volatile(virt as *mut u64, 0xfeed_f00d) };
+    // SAFETY: as above, through the direct map.
+    let seen = unsafe { core::ptr::read_volatile(phys_to_virt(frame) as *const u64) };
+    crate::check_eq!(seen, 0xfeed_f00d);
+    let removed = KERNEL_SPACE
+        .lock()
+        .as_mut()
+        .map(|s| s.table.unmap_4k(virt))
+        .transpose()
+        .map_err(|_| crate::selftest::fail("unmap failed"))?
+        .flatten();
+    crate::check_eq!(removed, Some(frame));
+    crate::check!(translate(virt).is_none());
+    frame_allocator::free(frame);
+});
