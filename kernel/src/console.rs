@@ -82,7 +82,12 @@ impl Write for LineWriter<'_> {
             if self.log.at_line_start {
                 let mut stamp = StampBuf::default();
                 let ns = crate::time::now_ns();
-                let _ = write!(stamp, "[{:5}.{:06}] ", ns / 1_000_000_000, (ns / 1000) % 1_000_000);
+                let _ = write!(
+                    stamp,
+                    "[{:5}.{:06}] ",
+                    ns / 1_000_000_000,
+                    (ns / 1000) % 1_000_000
+                );
                 emit(self.log, stamp.as_bytes());
                 self.log.at_line_start = false;
             }
@@ -185,4 +190,21 @@ crate::kernel_test!(log_ring_keeps_latest_bytes, {
     ring.push(b"XY");
     crate::check_eq!(ring.copy_to(&mut out), 8);
     crate::check_eq!(&out, b"cdabcdXY");
+});
+
+crate::kernel_test!(log_ring_holds_the_boot_log, {
+    let (written, tail) = with_log(|log| {
+        let mut tail = alloc::vec![0u8; LOG_CAPACITY];
+        let n = log.copy_to(&mut tail);
+        (
+            log.written(),
+            alloc::string::String::from_utf8_lossy(&tail[..n]).into_owned(),
+        )
+    });
+    crate::check!(written > 0);
+    crate::check!(
+        tail.contains("Cadenza"),
+        "the boot banner must be in the log ring"
+    );
+    crate::check!(tail.contains("] Command line: "), "lines carry timestamps");
 });

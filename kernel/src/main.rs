@@ -31,8 +31,11 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     let mut info = match boot::pvh::parse(u64::from(start_info_phys)) {
         Ok(info) => info,
         Err(error) => {
-            serial::emergency_write(0, b"Cadenza: no valid hvm_start_info; was this booted with PVH?\r\n");
-            let _ = error;
+            use core::fmt::Write;
+            let _ = writeln!(
+                console::EmergencyWriter,
+                "Cadenza: {error}; boot with QEMU's -kernel (PVH entry)"
+            );
             power::exit(ExitCode::Panic);
         }
     };
@@ -49,10 +52,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     let platform = init_interrupts_and_time(&info);
     report_initrd(&info);
 
-    kprintln!(
-        "boot: complete in {} ms",
-        time::now_ns() / 1_000_000
-    );
+    kprintln!("boot: complete in {} ms", time::now_ns() / 1_000_000);
     run_requested_mode(&info, &platform)
 }
 
@@ -62,7 +62,10 @@ fn select_console(info: &BootInfo, present: [bool; 4]) {
         Some(name) => {
             // `console=ttyS1,115200n8`: the options after the comma are accepted and ignored.
             let device = name.split(',').next().unwrap_or(name);
-            match device.strip_prefix("ttyS").and_then(|n| n.parse::<usize>().ok()) {
+            match device
+                .strip_prefix("ttyS")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
                 Some(index) if index < 4 && present[index] => console::set_port(index),
                 _ => console::disable(),
             }
@@ -84,11 +87,15 @@ fn init_memory(info: &mut BootInfo) {
     let (image_start, image_end) = mm::layout::image_phys();
     map.reserve(image_start, image_end, RegionKind::Kernel);
     if let Some(initrd) = info.initrd {
-        map.reserve(initrd.phys_start, initrd.phys_start + initrd.size, RegionKind::Initrd);
+        map.reserve(
+            initrd.phys_start,
+            initrd.phys_start + initrd.size,
+            RegionKind::Initrd,
+        );
     }
     let frames = match mm::frame_allocator::init(map, 1 << 30) {
         Ok(stats) => stats,
-        Err(error) => panic!("cannot start the frame allocator: {error:?}"),
+        Err(error) => panic!("cannot start the frame allocator: {error}"),
     };
     let guards = [
         stack::BOOT_STACK.guard_page(),
@@ -97,10 +104,17 @@ fn init_memory(info: &mut BootInfo) {
         gdt::MACHINE_CHECK_STACK.guard_page(),
     ];
     if let Err(error) = mm::paging::init(map, &guards) {
-        panic!("cannot build the kernel page tables: {error:?}");
+        panic!("cannot build the kernel page tables: {error}");
     }
     mm::set_memory_map(*map);
     let after = mm::frame_allocator::stats();
+    kprintln!(
+        "Memory: {}K/{}K available ({}K kernel code+data, {}K initrd)",
+        after.free * 4,
+        after.total * 4,
+        (image_end - image_start) / 1024,
+        map.total_of(RegionKind::Initrd) / 1024,
+    );
     kprintln!(
         "mm: kernel image {:#x}-{:#x} ({} KiB)",
         image_start,
@@ -108,21 +122,29 @@ fn init_memory(info: &mut BootInfo) {
         (image_end - image_start) / 1024
     );
     kprintln!(
-        "mm: frames: {} total, {} free, {} kernel, {} page tables ({} MiB usable)",
+        "mm: frames: {} total, {} free, {} used ({} kernel, {} page tables)",
         after.total,
         after.free,
+        after.used(),
         frames.kernel,
-        frames.free - after.free,
-        after.total * 4 / 1024
+        frames.free - after.free
     );
 }
 
 fn init_interrupts_and_time(info: &BootInfo) -> acpi::Platform {
     pic::disable();
     let platform = match acpi::discover(info.rsdp_phys) {
-        Ok(platform) => platform,
+        Ok(platform) => {
+            kprintln!(
+                "acpi: RSDP at {:#x}, {} CPU(s), PM1a control port {:#x}",
+                platform.rsdp_phys,
+                platform.cpus,
+                platform.pm1a_control_port.unwrap_or(0)
+            );
+            platform
+        }
         Err(error) => {
-            kprintln!("acpi: {error:?}; assuming a single CPU without an I/O APIC");
+            kprintln!("acpi: {error}; assuming a single CPU without an I/O APIC");
             acpi::Platform::default()
         }
     };
@@ -131,7 +153,7 @@ fn init_interrupts_and_time(info: &BootInfo) -> acpi::Platform {
     }
     let apic_id = match lapic::init(platform.local_apic_address) {
         Ok(id) => id,
-        Err(error) => panic!("local APIC unusable: {error:?}"),
+        Err(error) => panic!("local APIC unusable: {error}"),
     };
     let calibration = lapic::calibrate();
     time::init(calibration.tsc_hz);
@@ -146,8 +168,8 @@ fn init_interrupts_and_time(info: &BootInfo) -> acpi::Platform {
 
     match platform.io_apic {
         Some(io) => match ioapic::init(&io) {
-            Ok(inputs) => kprintln!("ioapic: id {} at {:#x}, {inputs} inputs, {} CPU(s) in MADT", io.id, io.address, platform.cpus),
-            Err(error) => kprintln!("ioapic: cannot map: {error:?}"),
+            Ok(inputs) => kprintln!("ioapic: id {} at {:#x}, {inputs} inputs", io.id, io.address),
+            Err(error) => kprintln!("ioapic: cannot map: {error}"),
         },
         None => kprintln!("ioapic: none found; serial ports stay polled"),
     }
@@ -158,7 +180,9 @@ fn init_interrupts_and_time(info: &BootInfo) -> acpi::Platform {
         match ioapic::route_isa_irq(&platform, irq, apic_id, serial::irq_handler) {
             Some(vector) => {
                 serial::enable_interrupts(index);
-                kprintln!("serial: ttyS{index} at I/O {base:#x} (IRQ {irq}, vector {vector:#x}) is a 16550A");
+                kprintln!(
+                    "serial: ttyS{index} at I/O {base:#x} (IRQ {irq}, vector {vector:#x}) is a 16550A"
+                );
             }
             None => kprintln!("serial: ttyS{index} at I/O {base:#x} is a 16550A (polled)"),
         }
@@ -184,7 +208,11 @@ fn report_initrd(info: &BootInfo) {
             )
         };
     }
-    let format = if &magic == b"070701" { "newc cpio" } else { "unknown format" };
+    let format = if &magic == b"070701" {
+        "newc cpio"
+    } else {
+        "unknown format"
+    };
     kprintln!(
         "initrd: {:#x}-{:#x}, {} bytes ({format})",
         initrd.phys_start,
@@ -199,7 +227,7 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
         debug::crash::panic_test();
     }
     if let Some(name) = cmdline.get("fault_test") {
-        match debug::crash::Fault::from_name(name) {
+        match debug::crash::CpuFault::from_name(name) {
             Some(kind) => {
                 kprintln!("fault_test: raising {name}");
                 debug::crash::trigger(kind);
@@ -209,7 +237,11 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
     }
     if cmdline.has("selftest") {
         let (_, failed) = selftest::run(cmdline.get("selftest"));
-        power::exit(if failed == 0 { ExitCode::Success } else { ExitCode::SelftestFailed });
+        power::exit(if failed == 0 {
+            ExitCode::Success
+        } else {
+            ExitCode::SelftestFailed
+        });
     }
     kprintln!("Cadenza: no userspace yet (processes arrive in a later release); powering off");
     power::exit(ExitCode::Success)

@@ -108,11 +108,11 @@ macro_rules! check_eq {
 
 fn all() -> &'static [TestCase] {
     unsafe extern "C" {
-        static __kernel_tests_start: TestCase;
-        static __kernel_tests_end: TestCase;
+        static __kernel_tests_start: u8;
+        static __kernel_tests_end: u8;
     }
-    let start = core::ptr::addr_of!(__kernel_tests_start);
-    let end = core::ptr::addr_of!(__kernel_tests_end);
+    let start = core::ptr::addr_of!(__kernel_tests_start).cast::<TestCase>();
+    let end = core::ptr::addr_of!(__kernel_tests_end).cast::<TestCase>();
     let count = (end as usize - start as usize) / core::mem::size_of::<TestCase>();
     // SAFETY: the linker script brackets `.kernel_tests`, which only `kernel_test!` fills, with
     // these symbols; every element is a properly aligned, initialised `TestCase`.
@@ -122,7 +122,11 @@ fn all() -> &'static [TestCase] {
 /// Runs every test whose name contains `filter`; returns (passed, failed).
 pub fn run(filter: Option<&str>) -> (usize, usize) {
     let tests = all();
-    let selected = || tests.iter().filter(|t| filter.is_none_or(|f| t.name.contains(f)));
+    let selected = || {
+        tests
+            .iter()
+            .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+    };
     kprintln!("selftest: running {} tests", selected().count());
     let (mut passed, mut failed) = (0, 0);
     for test in selected() {

@@ -64,7 +64,10 @@ crate::kernel_test!(clock_and_tick_agree, {
     let ticks = k1 - k0;
     let expected = (t1 - t0) * lapic::TICK_HZ / 1_000_000_000;
     crate::check!(ticks >= 1, "no timer interrupts while sleeping");
-    crate::check!(ticks <= expected * 10 + 2, "timer much faster than the TSC says");
+    crate::check!(
+        ticks <= expected * 10 + 2,
+        "timer much faster than the TSC says"
+    );
     let mut last = now_ns();
     for _ in 0..1000 {
         let now = now_ns();

@@ -35,7 +35,11 @@ impl Cmdline {
         let mut line = Self::empty();
         let len = bytes.len().min(Self::CAPACITY);
         for (dst, &src) in line.bytes.iter_mut().zip(&bytes[..len]) {
-            *dst = if src.is_ascii() && src != 0 { src } else { b'?' };
+            *dst = if src.is_ascii() && src != 0 {
+                src
+            } else {
+                b'?'
+            };
         }
         line.len = len;
         line
@@ -116,7 +120,9 @@ impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        self.rest = self.rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        self.rest = self
+            .rest
+            .trim_start_matches(|c: char| c.is_ascii_whitespace());
         if self.rest.is_empty() {
             return None;
         }
@@ -138,7 +144,9 @@ impl<'a> Iterator for Words<'a> {
 }
 
 crate::kernel_test!(cmdline_flags_and_values, {
-    let line = Cmdline::from_bytes(b"console=ttyS0  kgdbwait init_args=\"-x -y\" log-level=7 console=ttyS1 -- single foo=bar");
+    let line = Cmdline::from_bytes(
+        b"console=ttyS0  kgdbwait init_args=\"-x -y\" log-level=7 console=ttyS1 -- single foo=bar",
+    );
     crate::check_eq!(line.get("console"), Some("ttyS1"));
     crate::check!(line.has("kgdbwait"));
     crate::check_eq!(line.get("kgdbwait"), None);

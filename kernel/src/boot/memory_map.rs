@@ -165,7 +165,9 @@ impl MemoryMap {
     }
 
     pub fn usable(&self) -> impl Iterator<Item = &MemoryRegion> {
-        self.regions().iter().filter(|r| r.kind == RegionKind::Usable)
+        self.regions()
+            .iter()
+            .filter(|r| r.kind == RegionKind::Usable)
     }
 
     pub fn total_of(&self, kind: RegionKind) -> u64 {
@@ -214,6 +216,9 @@ crate::kernel_test!(memory_map_normalises_messy_firmware_maps, {
     crate::check_eq!(regions[4], r(0x200000, 0x400000, RegionKind::Kernel));
     crate::check_eq!(regions[6], r(0x7000000, 0x7100000, RegionKind::Reserved));
     crate::check_eq!(regions[7], r(0x7100000, 0x8000000, RegionKind::Usable));
-    crate::check!(regions.windows(2).all(|w| w[0].end <= w[1].start), "sorted and disjoint");
+    crate::check!(
+        regions.windows(2).all(|w| w[0].end <= w[1].start),
+        "sorted and disjoint"
+    );
     crate::check_eq!(map.end(), 0x8000000);
 });

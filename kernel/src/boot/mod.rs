@@ -23,5 +23,4 @@ pub struct BootInfo {
     pub memory_map: MemoryMap,
     pub initrd: Option<Initrd>,
     pub rsdp_phys: Option<u64>,
-    pub start_info_phys: u64,
 }

@@ -115,6 +115,19 @@ pub fn parse(phys: u64) -> Result<BootInfo, PvhError> {
         memory_map,
         initrd,
         rsdp_phys: (info.rsdp_paddr != 0).then_some(info.rsdp_paddr),
-        start_info_phys: phys,
     })
+}
+
+impl core::fmt::Display for PvhError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadMagic(magic) => write!(
+                f,
+                "hvm_start_info magic is {magic:#x}, expected {START_INFO_MAGIC:#x}"
+            ),
+            Self::NullPointer => {
+                f.write_str("hvm_start_info pointer is null or beyond the first GiB")
+            }
+        }
+    }
 }

@@ -28,10 +28,12 @@ impl Backtrace {
         }
         let mut rbp = rbp as usize;
         while bt.len < MAX_FRAMES {
-            if rbp == 0 || rbp % 8 != 0 {
+            if rbp == 0 || !rbp.is_multiple_of(8) {
                 break;
             }
-            let Some(stack) = stack::find(rbp, 16) else { break };
+            let Some(stack) = stack::find(rbp, 16) else {
+                break;
+            };
             // SAFETY: `[rbp, rbp + 16)` lies inside a registered, mapped kernel stack.
             let (next, ret) = unsafe { (*(rbp as *const usize), *((rbp + 8) as *const usize)) };
             if ret == 0 {
@@ -79,14 +81,23 @@ fn nested_a() -> Backtrace {
 crate::kernel_test!(backtrace_walks_kernel_frames_and_stops, {
     let bt = nested_a();
     let frames = bt.frames();
-    crate::check!(frames.len() >= 3, "expected at least nested_b <- nested_a <- test");
+    crate::check!(
+        frames.len() >= 3,
+        "expected at least nested_b <- nested_a <- test"
+    );
     crate::check!(
         frames.iter().all(|&f| crate::mm::layout::is_kernel_text(f)),
         "every return address must be kernel text"
     );
-    crate::check!(frames.len() < MAX_FRAMES, "the walk must end at the bottom of the boot stack");
+    crate::check!(
+        frames.len() < MAX_FRAMES,
+        "the walk must end at the bottom of the boot stack"
+    );
     // Garbage frame pointers end the walk instead of faulting.
     for bogus in [0u64, 1, 0xdead_beef, 0xffff_8000_0000_0000, u64::MAX - 7] {
-        crate::check_eq!(Backtrace::from_frame_pointer(Some(42), bogus).frames(), &[42]);
+        crate::check_eq!(
+            Backtrace::from_frame_pointer(Some(42), bogus).frames(),
+            &[42]
+        );
     }
 });

@@ -6,7 +6,7 @@
 use crate::arch::x86_64::fault;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
+pub enum CpuFault {
     PageFault,
     InvalidOpcode,
     DivideError,
@@ -14,13 +14,13 @@ pub enum Fault {
     StackOverflow,
 }
 
-impl Fault {
-    pub const ALL: [(&'static str, Fault); 5] = [
-        ("page_fault", Fault::PageFault),
-        ("invalid_opcode", Fault::InvalidOpcode),
-        ("divide_error", Fault::DivideError),
-        ("general_protection", Fault::GeneralProtection),
-        ("stack_overflow", Fault::StackOverflow),
+impl CpuFault {
+    pub const ALL: [(&'static str, CpuFault); 5] = [
+        ("page_fault", CpuFault::PageFault),
+        ("invalid_opcode", CpuFault::InvalidOpcode),
+        ("divide_error", CpuFault::DivideError),
+        ("general_protection", CpuFault::GeneralProtection),
+        ("stack_overflow", CpuFault::StackOverflow),
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -39,13 +39,13 @@ fn crash_inner(depth: u32) -> ! {
     panic!("panic_test requested on the kernel command line (depth {depth})")
 }
 
-pub fn trigger(kind: Fault) -> ! {
+pub fn trigger(kind: CpuFault) -> ! {
     match kind {
-        Fault::PageFault => fault::read_unmapped(),
-        Fault::InvalidOpcode => fault::invalid_opcode(),
-        Fault::DivideError => fault::divide_by_zero(),
-        Fault::GeneralProtection => fault::non_canonical_access(),
-        Fault::StackOverflow => {
+        CpuFault::PageFault => fault::read_unmapped(),
+        CpuFault::InvalidOpcode => fault::invalid_opcode(),
+        CpuFault::DivideError => fault::divide_by_zero(),
+        CpuFault::GeneralProtection => fault::non_canonical_access(),
+        CpuFault::StackOverflow => {
             recurse(0);
         }
     }

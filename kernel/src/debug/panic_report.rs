@@ -57,7 +57,10 @@ impl Write for OneLine<'_> {
 fn enter() {
     cpu::disable_interrupts();
     if PANICKING.swap(true, Ordering::SeqCst) {
-        let _ = writeln!(EmergencyWriter, "\nnested panic while reporting a panic; stopping");
+        let _ = writeln!(
+            EmergencyWriter,
+            "\nnested panic while reporting a panic; stopping"
+        );
         power::exit(ExitCode::Panic);
     }
 }
@@ -96,7 +99,13 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     let _ = write!(OneLine(w), "{}", info.message());
     let _ = writeln!(w);
     if let Some(location) = info.location() {
-        let _ = writeln!(w, "location: {}:{}:{}", location.file(), location.line(), location.column());
+        let _ = writeln!(
+            w,
+            "location: {}:{}:{}",
+            location.file(),
+            location.line(),
+            location.column()
+        );
     }
     let _ = writeln!(w, "cpu: 0");
     let _ = writeln!(w, "uptime_ns: {}", crate::time::now_ns());
@@ -117,7 +126,11 @@ fn panic(info: &PanicInfo<'_>) -> ! {
 }
 
 fn page_fault_cause(error: u64) -> (&'static str, &'static str, &'static str) {
-    let present = if error & 1 != 0 { "protection violation" } else { "page not present" };
+    let present = if error & 1 != 0 {
+        "protection violation"
+    } else {
+        "page not present"
+    };
     let access = if error & 0x10 != 0 {
         "instruction fetch"
     } else if error & 2 != 0 {
@@ -180,6 +193,9 @@ pub fn exception(frame: &TrapFrame) -> ! {
             ("CR4", cpu::read_cr4()),
         ],
     );
-    write_backtrace(w, &Backtrace::from_frame_pointer(Some(frame.rip), frame.rbp));
+    write_backtrace(
+        w,
+        &Backtrace::from_frame_pointer(Some(frame.rip), frame.rbp),
+    );
     finish(w)
 }

@@ -66,10 +66,6 @@ impl<const N: usize> Ring<N> {
         Some(byte)
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -328,7 +324,9 @@ crate::kernel_test!(serial_rx_interrupt_via_loopback, {
     // Needs a UART that is not the console; the launcher always gives the guest ttyS1.
     let console = crate::console::port();
     let Some(index) = (0..4).find(|&i| i != console && is_present(i)) else {
-        return Err(crate::selftest::fail("no second UART: boot with at least two -serial ports"));
+        return Err(crate::selftest::fail(
+            "no second UART: boot with at least two -serial ports",
+        ));
     };
     let before = stats(index);
     set_loopback(index, true);
@@ -342,5 +340,8 @@ crate::kernel_test!(serial_rx_interrupt_via_loopback, {
     }
     set_loopback(index, false);
     crate::check_eq!(&got[..n], b"ping");
-    crate::check!(stats(index).interrupts > before.interrupts, "bytes must arrive by interrupt");
+    crate::check!(
+        stats(index).interrupts > before.interrupts,
+        "bytes must arrive by interrupt"
+    );
 });

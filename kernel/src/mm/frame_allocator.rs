@@ -124,7 +124,8 @@ impl FrameAllocator {
             }
             None
         };
-        let found = search(self.hint, self.frames, self).or_else(|| search(0, self.frames, self))?;
+        let found =
+            search(self.hint, self.frames, self).or_else(|| search(0, self.frames, self))?;
         for frame in found..found + count {
             self.set_used(frame);
         }
@@ -193,7 +194,9 @@ crate::kernel_test!(frame_allocator_counts_and_reuses, {
     let before = stats();
     let a = alloc().ok_or(crate::selftest::fail("out of frames"))?;
     let b = alloc_zeroed().ok_or(crate::selftest::fail("out of frames"))?;
-    crate::check!(a != b && a % PAGE_SIZE as u64 == 0 && b % PAGE_SIZE as u64 == 0);
+    crate::check!(
+        a != b && a.is_multiple_of(PAGE_SIZE as u64) && b.is_multiple_of(PAGE_SIZE as u64)
+    );
     crate::check_eq!(stats().free, before.free - 2);
     // SAFETY: `b` is ours and mapped through the direct map.
     let first_word = unsafe { core::ptr::read_volatile(phys_to_virt(b) as *const u64) };
@@ -206,3 +209,14 @@ crate::kernel_test!(frame_allocator_counts_and_reuses, {
     free_contiguous(run, 8);
     crate::check_eq!(stats(), before);
 });
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRoomForBitmap { bytes } => write!(
+                f,
+                "no usable region below 1 GiB can hold the {bytes}-byte frame bitmap"
+            ),
+        }
+    }
+}

@@ -49,7 +49,6 @@ pub const fn align_up(value: u64, align: u64) -> u64 {
 pub mod layout {
     unsafe extern "C" {
         static __boot_start: u8;
-        static __boot_end: u8;
         static __text_start: u8;
         static __text_end: u8;
         static __rodata_start: u8;
@@ -69,7 +68,6 @@ pub mod layout {
 
     symbol_addr! {
         boot_start => __boot_start,
-        boot_end => __boot_end,
         text_start => __text_start,
         text_end => __text_end,
         rodata_start => __rodata_start,
@@ -96,12 +94,18 @@ pub fn set_memory_map(map: crate::boot::MemoryMap) {
     MEMORY_MAP.call_once(|| map);
 }
 
-pub fn memory_map() -> Option<&'static crate::boot::MemoryMap> {
-    MEMORY_MAP.get()
+/// Whether the direct map covers `region`. RAM and ACPI memory always; other firmware-reserved
+/// ranges only below 4 GiB, where firmware tables live — above it they are holes such as the
+/// 12 GiB HyperTransport window QEMU reports at 1 TiB, which would only cost page tables.
+pub fn is_direct_mapped(region: &crate::boot::MemoryRegion) -> bool {
+    use crate::boot::RegionKind;
+    match region.kind {
+        RegionKind::Reserved | RegionKind::Unusable => region.end <= 1 << 32,
+        _ => true,
+    }
 }
 
-/// Whether every byte of `[phys, phys + len)` is described by the memory map, and so mapped by
-/// the direct map.
+/// Whether every byte of `[phys, phys + len)` is in the direct map.
 pub fn is_phys_described(phys: u64, len: u64) -> bool {
     let Some(map) = MEMORY_MAP.get() else {
         return false;
@@ -111,7 +115,11 @@ pub fn is_phys_described(phys: u64, len: u64) -> bool {
     };
     let mut cursor = phys;
     while cursor < end {
-        match map.regions().iter().find(|r| r.start <= cursor && cursor < r.end) {
+        match map
+            .regions()
+            .iter()
+            .find(|r| is_direct_mapped(r) && r.start <= cursor && cursor < r.end)
+        {
             Some(region) => cursor = region.end,
             None => return false,
         }

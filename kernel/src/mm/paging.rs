@@ -91,7 +91,8 @@ impl PageTable {
                 }
                 let frame = frame_allocator::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
                 // Intermediate entries are permissive; leaves decide the real rights.
-                *entry = frame | (PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::USER).bits();
+                *entry =
+                    frame | (PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::USER).bits();
             } else if *entry & PageFlags::HUGE.bits() != 0 {
                 return Err(MapError::HugePageInTheWay(virt));
             }
@@ -101,7 +102,7 @@ impl PageTable {
     }
 
     pub fn map_4k(&mut self, virt: u64, phys: u64, flags: PageFlags) -> Result<(), MapError> {
-        if virt % PAGE_SIZE as u64 != 0 || phys % PAGE_SIZE as u64 != 0 {
+        if !virt.is_multiple_of(PAGE_SIZE as u64) || !phys.is_multiple_of(PAGE_SIZE as u64) {
             return Err(MapError::Unaligned);
         }
         let pt = self.walk(virt, 1, true)?.ok_or(MapError::OutOfFrames)?;
@@ -135,7 +136,7 @@ impl PageTable {
         let mut offset = 0;
         while offset < size {
             let (v, p) = (virt + offset, phys + offset);
-            if v % HUGE_2M == 0 && p % HUGE_2M == 0 && size - offset >= HUGE_2M {
+            if v.is_multiple_of(HUGE_2M) && p.is_multiple_of(HUGE_2M) && size - offset >= HUGE_2M {
                 self.map_2m(v, p, flags)?;
                 offset += HUGE_2M;
             } else {
@@ -172,7 +173,10 @@ impl PageTable {
             let flags = PageFlags::from_bits_truncate(entry);
             if level == 1 || (level <= 3 && flags.contains(PageFlags::HUGE)) {
                 let page_mask = (1u64 << (12 + 9 * (level - 1))) - 1;
-                return Some(((entry & ADDRESS_MASK & !page_mask) | (virt & page_mask), flags));
+                return Some((
+                    (entry & ADDRESS_MASK & !page_mask) | (virt & page_mask),
+                    flags,
+                ));
             }
             current = entry & ADDRESS_MASK;
         }
@@ -193,7 +197,7 @@ pub fn init(map: &MemoryMap, guard_pages: &[usize]) -> Result<(), MapError> {
 
     // Regions are sorted; rounding them out to pages can make neighbours share a page.
     let mut mapped_end = 0;
-    for region in map.regions() {
+    for region in map.regions().iter().filter(|r| super::is_direct_mapped(r)) {
         let start = super::align_down(region.start, PAGE_SIZE as u64).max(mapped_end);
         let end = super::align_up(region.end, PAGE_SIZE as u64);
         if start < end {
@@ -256,14 +260,24 @@ pub fn translate(virt: u64) -> Option<(u64, PageFlags)> {
 crate::kernel_test!(paging_kernel_map_permissions, {
     let text = translate(layout::text_start()).ok_or(crate::selftest::fail("text unmapped"))?;
     crate::check!(!text.1.contains(PageFlags::NO_EXECUTE) && !text.1.contains(PageFlags::WRITABLE));
-    let rodata = translate(layout::rodata_start()).ok_or(crate::selftest::fail("rodata unmapped"))?;
-    crate::check!(rodata.1.contains(PageFlags::NO_EXECUTE) && !rodata.1.contains(PageFlags::WRITABLE));
-    let here = translate(&KERNEL_SPACE as *const _ as u64).ok_or(crate::selftest::fail("data unmapped"))?;
+    let rodata =
+        translate(layout::rodata_start()).ok_or(crate::selftest::fail("rodata unmapped"))?;
+    crate::check!(
+        rodata.1.contains(PageFlags::NO_EXECUTE) && !rodata.1.contains(PageFlags::WRITABLE)
+    );
+    let here = translate(&KERNEL_SPACE as *const _ as u64)
+        .ok_or(crate::selftest::fail("data unmapped"))?;
     crate::check!(here.1.contains(PageFlags::WRITABLE | PageFlags::NO_EXECUTE));
-    crate::check_eq!(here.0, &KERNEL_SPACE as *const _ as u64 - KERNEL_VIRT_OFFSET);
+    crate::check_eq!(
+        here.0,
+        &KERNEL_SPACE as *const _ as u64 - KERNEL_VIRT_OFFSET
+    );
     crate::check!(translate(0).is_none(), "the boot identity map must be gone");
     let guard = crate::arch::x86_64::stack::BOOT_STACK.guard_page() as u64;
-    crate::check!(translate(guard).is_none(), "the boot stack's guard page must be unmapped");
+    crate::check!(
+        translate(guard).is_none(),
+        "the boot stack's guard page must be unmapped"
+    );
 });
 
 crate::kernel_test!(paging_map_translate_unmap, {
@@ -287,3 +301,14 @@ crate::kernel_test!(paging_map_translate_unmap, {
     crate::check!(translate(virt).is_none());
     frame_allocator::free(frame);
 });
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::OutOfFrames => f.write_str("out of physical frames for page tables"),
+            Self::AlreadyMapped(virt) => write!(f, "{virt:#x} is already mapped"),
+            Self::HugePageInTheWay(virt) => write!(f, "{virt:#x} lies inside a huge page"),
+            Self::Unaligned => f.write_str("address not page aligned"),
+        }
+    }
+}

@@ -49,6 +49,7 @@ impl Platform {
 #[derive(Debug)]
 pub enum AcpiError {
     NoRsdp,
+    /// A structure failed validation (checksum or length); names which.
     BadChecksum(&'static str),
     Unmapped(u64),
 }
@@ -175,5 +176,17 @@ fn parse_madt(madt: &[u8], platform: &mut Platform) {
             _ => {}
         }
         offset += len;
+    }
+}
+
+impl core::fmt::Display for AcpiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoRsdp => {
+                f.write_str("no RSDP (neither from the boot protocol nor in the BIOS area)")
+            }
+            Self::BadChecksum(what) => write!(f, "invalid {what}"),
+            Self::Unmapped(phys) => write!(f, "table at {phys:#x} lies outside the memory map"),
+        }
     }
 }

@@ -9,26 +9,34 @@ use core::arch::asm;
 pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: port I/O has no memory effects; device side effects are the caller's intent.
-    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     value
 }
 
 /// Writes a byte to an I/O port.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: as for `inb`.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `inb`.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Writes a 16-bit value to an I/O port.
 pub fn outw(port: u16, value: u16) {
     // SAFETY: as for `inb`.
-    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a model-specific register.
@@ -38,7 +46,9 @@ pub fn outw(port: u16, value: u16) {
 pub unsafe fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the caller guarantees the MSR exists.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -56,25 +66,16 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: RDTSC only reads the time-stamp counter.
-    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
-pub struct CpuidResult {
-    pub eax: u32,
-    pub ebx: u32,
-    pub ecx: u32,
-    pub edx: u32,
-}
+pub use core::arch::x86_64::CpuidResult;
 
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
-    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    CpuidResult {
-        eax: r.eax,
-        ebx: r.ebx,
-        ecx: r.ecx,
-        edx: r.edx,
-    }
+    core::arch::x86_64::__cpuid_count(leaf, subleaf)
 }
 
 macro_rules! read_reg {
@@ -110,7 +111,9 @@ pub unsafe fn write_cr3(pml4_phys: u64) {
 /// The features enabled must be supported and consistent with the kernel's state.
 pub unsafe fn set_cr4_bits(bits: u64) {
     // SAFETY: the caller's contract.
-    unsafe { asm!("mov {tmp}, cr4", "or {tmp}, {bits}", "mov cr4, {tmp}", bits = in(reg) bits, tmp = out(reg) _, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("mov {tmp}, cr4", "or {tmp}, {bits}", "mov cr4, {tmp}", bits = in(reg) bits, tmp = out(reg) _, options(nostack, preserves_flags))
+    };
 }
 
 pub fn read_rflags() -> u64 {

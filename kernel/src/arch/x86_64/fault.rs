@@ -8,7 +8,9 @@ const UNMAPPED: u64 = 0x0000_0000_dead_b000;
 pub fn read_unmapped() {
     // SAFETY: the read faults (nothing is mapped there); the #PF handler reports and stops the
     // machine, so no value is ever produced.
-    unsafe { asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) UNMAPPED, tmp = out(reg) _, options(nostack, readonly)) };
+    unsafe {
+        asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) UNMAPPED, tmp = out(reg) _, options(nostack, readonly))
+    };
 }
 
 pub fn invalid_opcode() {
@@ -25,5 +27,7 @@ pub fn divide_by_zero() {
 
 pub fn non_canonical_access() {
     // SAFETY: a non-canonical address raises #GP before any memory is touched.
-    unsafe { asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) 0x8000_0000_0000_0000u64, tmp = out(reg) _, options(nostack, readonly)) };
+    unsafe {
+        asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) 0x8000_0000_0000_0000u64, tmp = out(reg) _, options(nostack, readonly))
+    };
 }

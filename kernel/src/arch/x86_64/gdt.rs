@@ -14,7 +14,15 @@ use super::stack::{GuardedStack, IST_STACK_SIZE};
 
 pub const KERNEL_CODE: u16 = 0x08;
 pub const KERNEL_DATA: u16 = 0x10;
+#[allow(
+    dead_code,
+    reason = "SYSRET selector layout; used once processes exist"
+)]
 pub const USER_DATA: u16 = 0x18 | 3;
+#[allow(
+    dead_code,
+    reason = "SYSRET selector layout; used once processes exist"
+)]
 pub const USER_CODE: u16 = 0x20 | 3;
 pub const TSS_SELECTOR: u16 = 0x28;
 

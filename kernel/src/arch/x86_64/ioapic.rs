@@ -46,7 +46,12 @@ pub fn init(info: &IoApicInfo) -> Result<u32, paging::MapError> {
 }
 
 /// Routes ISA IRQ `irq` (as rewired by the MADT) to `handler`; returns the vector used.
-pub fn route_isa_irq(platform: &Platform, irq: u8, apic_id: u32, handler: trap::IrqHandler) -> Option<u8> {
+pub fn route_isa_irq(
+    platform: &Platform,
+    irq: u8,
+    apic_id: u32,
+    handler: trap::IrqHandler,
+) -> Option<u8> {
     if BASE.load(Ordering::Relaxed) == 0 {
         return None;
     }

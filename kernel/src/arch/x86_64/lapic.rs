@@ -42,14 +42,23 @@ fn write(reg: u64, value: u32) {
 
 #[derive(Debug)]
 pub enum ApicError {
-    NoApic,
+    Missing,
     Map(paging::MapError),
+}
+
+impl core::fmt::Display for ApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("CPUID reports no local APIC"),
+            Self::Map(error) => write!(f, "cannot map its registers: {error}"),
+        }
+    }
 }
 
 /// Maps and enables this CPU's local APIC.
 pub fn init(madt_address: Option<u64>) -> Result<u32, ApicError> {
     if cpu::cpuid(1, 0).edx & (1 << 9) == 0 {
-        return Err(ApicError::NoApic);
+        return Err(ApicError::Missing);
     }
     // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC (checked above).
     let msr = unsafe { cpu::rdmsr(IA32_APIC_BASE) };

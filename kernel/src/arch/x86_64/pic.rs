@@ -10,7 +10,10 @@ pub const SPURIOUS_BASE: u8 = 0xe0;
 
 pub fn disable() {
     // ICW1: init + ICW4; ICW2: vector base; ICW3: cascade on IRQ 2; ICW4: 8086 mode.
-    for (command, data, base, cascade) in [(0x20, 0x21, SPURIOUS_BASE, 4), (0xa0, 0xa1, SPURIOUS_BASE + 8, 2)] {
+    for (command, data, base, cascade) in [
+        (0x20, 0x21, SPURIOUS_BASE, 4),
+        (0xa0, 0xa1, SPURIOUS_BASE + 8, 2),
+    ] {
         outb(command, 0x11);
         outb(data, base);
         outb(data, cascade);

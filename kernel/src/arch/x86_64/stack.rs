@@ -93,13 +93,6 @@ pub fn register(range: StackRange) {
     }
 }
 
-pub fn unregister(range: StackRange) {
-    let mut registry = REGISTRY.lock();
-    if let Some(slot) = registry.stacks.iter_mut().find(|s| **s == Some(range)) {
-        *slot = None;
-    }
-}
-
 /// The registered stack holding `[addr, addr + len)`, if any. Lock-free fallback for the panic
 /// path: if the registry is locked (we interrupted its owner), only the boot stack is trusted.
 pub fn find(addr: usize, len: usize) -> Option<StackRange> {

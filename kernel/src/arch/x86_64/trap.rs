@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::idt::TrapFrame;
-use super::lapic;
+use super::{cpu, lapic};
 use crate::debug::panic_report;
 
 pub const FIRST_IRQ_VECTOR: u8 = 32;
@@ -64,7 +64,10 @@ static BREAKPOINTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the handler for a device interrupt vector (≥ 32).
 pub fn register_irq_handler(vector: u8, handler: IrqHandler) {
-    assert!(vector >= FIRST_IRQ_VECTOR, "vectors below 32 are CPU exceptions");
+    assert!(
+        vector >= FIRST_IRQ_VECTOR,
+        "vectors below 32 are CPU exceptions"
+    );
     HANDLERS[usize::from(vector)].store(handler as usize, Ordering::Release);
 }
 
@@ -82,16 +85,27 @@ pub extern "C" fn dispatch(frame: &mut TrapFrame) {
         }
         v if v < u64::from(FIRST_IRQ_VECTOR) => panic_report::exception(frame),
         v if v == u64::from(SPURIOUS_VECTOR) => {}
+        // Spurious IRQ 7/15 from the masked 8259s: nothing to acknowledge.
+        v if (u64::from(super::pic::SPURIOUS_BASE)..u64::from(super::pic::SPURIOUS_BASE) + 16)
+            .contains(&v) => {}
         v => {
             let vector = v as u8;
             let handler = HANDLERS[usize::from(vector)].load(Ordering::Acquire);
             if handler != NO_HANDLER {
                 // SAFETY: only `register_irq_handler` stores non-zero values, and it stores
                 // `IrqHandler` function pointers.
-                let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(handler) };
+                let handler: IrqHandler =
+                    unsafe { core::mem::transmute::<usize, IrqHandler>(handler) };
                 handler(vector);
             }
             lapic::end_of_interrupt();
         }
     }
 }
+
+crate::kernel_test!(breakpoint_trap_returns, {
+    let before = breakpoints_taken();
+    cpu::breakpoint();
+    cpu::breakpoint();
+    crate::check_eq!(breakpoints_taken(), before + 2);
+});

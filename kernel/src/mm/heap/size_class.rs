@@ -127,13 +127,18 @@ impl SizeClassHeap {
             Some(class) => {
                 let block = ptr.cast::<FreeBlock>();
                 // SAFETY: the block is at least 16 bytes, aligned, and ours again.
-                unsafe { block.write(FreeBlock { next: inner.free_lists[class] }) };
+                unsafe {
+                    block.write(FreeBlock {
+                        next: inner.free_lists[class],
+                    })
+                };
                 inner.free_lists[class] = block;
                 inner.stats.classes[class].live_blocks -= 1;
             }
             None => {
                 let frames = layout.size().div_ceil(PAGE_SIZE);
-                let phys = virt_to_phys(ptr as u64).expect("large heap blocks live in the direct map");
+                let phys =
+                    virt_to_phys(ptr as u64).expect("large heap blocks live in the direct map");
                 frame_allocator::free_contiguous(phys, frames);
                 inner.stats.large_frames -= frames;
             }
@@ -181,7 +186,11 @@ impl Inner {
             let block = (base + offset) as *mut FreeBlock;
             // SAFETY: the frame was just allocated for this heap and is mapped in the direct map;
             // each block is `size`-aligned and inside it.
-            unsafe { block.write(FreeBlock { next: self.free_lists[class] }) };
+            unsafe {
+                block.write(FreeBlock {
+                    next: self.free_lists[class],
+                })
+            };
             self.free_lists[class] = block;
         }
         self.stats.classes[class].frames += 1;
