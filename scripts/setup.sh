@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up for building, booting and testing Cadenza on Debian.
+#
+# Installs only what is missing: the Rust target and rust-src (RUSTUP_AUTO_INSTALL=0 means a
+# rust-toolchain.toml alone installs nothing), and Debian's QEMU, gdb and cpio.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: install Rust with rustup first (https://rustup.rs)"
+    exit 1
+fi
+
+installed_targets=$(rustup target list --installed 2>/dev/null || true)
+if ! grep -qx 'x86_64-unknown-none' <<<"$installed_targets"; then
+    say "adding the x86_64-unknown-none target"
+    rustup target add x86_64-unknown-none
+fi
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    say "adding rust-src"
+    rustup component add rust-src
+fi
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+
+# Debian packages: command -> package.
+declare -A packages=(
+    [qemu-system-x86_64]=qemu-system-x86
+    [gdb]=gdb
+    [cpio]=cpio
+)
+missing=()
+for cmd in "${!packages[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            say "need root to install: ${missing[*]} (run: apt-get install -y ${missing[*]})"
+            exit 1
+        fi
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
