@@ -3,8 +3,10 @@
 //! The kernel is an ordinary cargo package built for `x86_64-unknown-none`; the flags that make it
 //! bootable (static relocation model, frame pointers, kernel code model) live in
 //! `.cargo/config.toml` and the linker script comes from `kernel/build.rs`, so this is a plain
-//! `cargo build` run from the checkout's root. Doing it here rather than asking users to run cargo
-//! first means a stale kernel is never booted by accident.
+//! `cargo build` run from the checkout's root, followed by the one post-link step cargo cannot
+//! do: writing the kernel's own symbol table into its reserved `.kallsyms` section (Linux's
+//! multi-pass kallsyms link, in one step; see `symbols::kallsyms`). Doing it here rather than
+//! asking users to run cargo first means a stale or symbol-less kernel is never booted by accident.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -39,7 +41,7 @@ pub struct BuildOptions {
     pub show_cargo_output: bool,
 }
 
-/// Builds the kernel and returns the path of its ELF.
+/// Builds the kernel, embeds its symbol table and returns the path of its ELF.
 pub fn build_kernel(workspace: &Workspace, options: &BuildOptions) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
@@ -83,5 +85,7 @@ pub fn build_kernel(workspace: &Workspace, options: &BuildOptions) -> Result<Pat
             elf.display()
         );
     }
+    symbols::kallsyms::embed(&elf)
+        .with_context(|| format!("cannot embed the symbol table into {}", elf.display()))?;
     Ok(elf)
 }

@@ -36,6 +36,13 @@ pub fn panic_test() -> ! {
 
 #[inline(never)]
 fn crash_inner(depth: u32) -> ! {
+    refuse_to_continue(depth)
+}
+
+/// Always inlined, so that symbolizers have an inlined frame to show (the host annotator must
+/// report it as inlined into `crash_inner`).
+#[inline(always)]
+fn refuse_to_continue(depth: u32) -> ! {
     panic!("panic_test requested on the kernel command line (depth {depth})")
 }
 

@@ -2,4 +2,5 @@
 
 pub mod backtrace;
 pub mod crash;
+pub mod kallsyms;
 pub mod panic_report;

@@ -15,7 +15,7 @@
 //!   RIP=0x... RSP=0x... RFLAGS=0x...
 //!   ...
 //! backtrace:
-//!   #0 0xffffffff80012345
+//!   #0 0xffffffff80012345 kernel::foo+0x25/0x80     (`?` where no symbol is known)
 //!   #1 ...
 //! ==== END CADENZA PANIC REPORT ====
 //! ```
@@ -28,6 +28,7 @@ use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::backtrace::Backtrace;
+use super::kallsyms::Symbolic;
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::arch::x86_64::power::{self, ExitCode};
 use crate::arch::x86_64::{cpu, trap};
@@ -76,10 +77,15 @@ fn write_registers(w: &mut EmergencyWriter, regs: &[(&str, u64)]) {
     }
 }
 
-fn write_backtrace(w: &mut EmergencyWriter, bt: &Backtrace) {
+/// `first_is_pc`: frame #0 is the exact faulting instruction rather than a return address.
+fn write_backtrace(w: &mut EmergencyWriter, bt: &Backtrace, first_is_pc: bool) {
     let _ = writeln!(w, "backtrace:");
-    for (i, addr) in bt.frames().iter().enumerate() {
-        let _ = writeln!(w, "  #{i} {addr:#018x}");
+    for (i, &address) in bt.frames().iter().enumerate() {
+        let symbolic = Symbolic {
+            address,
+            return_address: !(first_is_pc && i == 0),
+        };
+        let _ = writeln!(w, "  #{i} {address:#018x} {symbolic}");
     }
 }
 
@@ -121,7 +127,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
             ("CR4", cpu::read_cr4()),
         ],
     );
-    write_backtrace(w, &Backtrace::from_frame_pointer(None, rbp));
+    write_backtrace(w, &Backtrace::from_frame_pointer(None, rbp), false);
     finish(w)
 }
 
@@ -196,6 +202,7 @@ pub fn exception(frame: &TrapFrame) -> ! {
     write_backtrace(
         w,
         &Backtrace::from_frame_pointer(Some(frame.rip), frame.rbp),
+        true,
     );
     finish(w)
 }

@@ -124,6 +124,7 @@ boot_stack32_top:
 
     .section .text.entry, "ax"
     .global kernel_entry64
+    .type kernel_entry64, @function
 kernel_entry64:
     lea rsp, [rip + {stack} + {stack_size}]
     xor ebp, ebp
@@ -132,6 +133,7 @@ kernel_entry64:
     call {main}
 5:  hlt
     jmp 5b
+    .size kernel_entry64, . - kernel_entry64
 "#,
     stack = sym BOOT_STACK,
     stack_size = const crate::arch::x86_64::stack::BOOT_STACK_OFFSET_TOP,

@@ -47,6 +47,7 @@ core::arch::global_asm!(
     .section .text.trap, "ax"
     .p2align 4
     .global trap_stubs
+    .type trap_stubs, @function
 trap_stubs:
     .set trap_vector, 0
     .rept 256
@@ -59,7 +60,9 @@ trap_stubs:
     jmp trap_common
     .set trap_vector, trap_vector + 1
     .endr
+    .size trap_stubs, . - trap_stubs
 
+    .type trap_common, @function
 trap_common:
     push r15
     push r14
@@ -100,6 +103,7 @@ trap_common:
     pop r15
     add rsp, 16
     iretq
+    .size trap_common, . - trap_common
 "#,
     rip_offset = const core::mem::offset_of!(TrapFrame, rip),
     dispatch = sym super::trap::dispatch,
