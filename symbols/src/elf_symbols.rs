@@ -138,18 +138,18 @@ mod tests {
     #[test]
     fn lookup_respects_function_bounds() {
         let table = SymbolTable::from_symbols(vec![
-                FunctionSymbol {
-                    address: 0x1000,
-                    size: 0x10,
-                    name: "a".into(),
-                    mangled: "a".into(),
-                },
-                FunctionSymbol {
-                    address: 0x1020,
-                    size: 0x8,
-                    name: "b".into(),
-                    mangled: "b".into(),
-                },
+            FunctionSymbol {
+                address: 0x1000,
+                size: 0x10,
+                name: "a".into(),
+                mangled: "a".into(),
+            },
+            FunctionSymbol {
+                address: 0x1020,
+                size: 0x8,
+                name: "b".into(),
+                mangled: "b".into(),
+            },
         ]);
         assert_eq!(table.lookup(0x1000).unwrap().name, "a");
         assert_eq!(table.lookup(0x100f).unwrap().name, "a");

@@ -167,9 +167,11 @@ pub fn embed(path: &Path) -> Result<EmbedStats, KallsymsError> {
                 path: display.clone(),
             })?;
         let (file_offset, capacity) =
-            section.file_range().ok_or_else(|| KallsymsError::NoSection {
-                path: display.clone(),
-            })?;
+            section
+                .file_range()
+                .ok_or_else(|| KallsymsError::NoSection {
+                    path: display.clone(),
+                })?;
         let table = SymbolTable::from_object(&file);
         if table.is_empty() {
             return Err(KallsymsError::NoSymbols { path: display });
