@@ -14,5 +14,7 @@ pub mod machine;
 pub mod session;
 mod target;
 
+/// The byte-stream traits a connection to gdb implements (a UART in the kernel, TCP in tests).
+pub use gdbstub::conn::{Connection, ConnectionExt};
 pub use machine::{Machine, MachineError, Registers, ThreadInfo};
 pub use session::{Resume, Session, Trap};

@@ -51,6 +51,18 @@ impl<const N: usize> LogRing<N> {
         n
     }
 
+    /// Copies retained bytes from `offset` (0 = the oldest retained byte) into `out`; returns
+    /// the number copied (0 at the end). For readers that stream the log in pieces.
+    pub fn copy_from(&self, offset: usize, out: &mut [u8]) -> usize {
+        let held = self.written.min(N as u64) as usize;
+        let start = self.written as usize - held;
+        let n = held.saturating_sub(offset).min(out.len());
+        for (i, slot) in out[..n].iter_mut().enumerate() {
+            *slot = self.buf[(start + offset + i) % N];
+        }
+        n
+    }
+
     pub fn written(&self) -> u64 {
         self.written
     }
@@ -65,6 +77,11 @@ pub fn set_port(index: usize) {
 
 pub fn port() -> usize {
     CONSOLE_PORT.load(Ordering::Relaxed)
+}
+
+/// Whether `index` is the (enabled) console port.
+pub fn is_console(index: usize) -> bool {
+    CONSOLE_ENABLED.load(Ordering::Relaxed) && port() == index
 }
 
 /// `console=` named something we cannot drive: keep the log, print nothing.
@@ -151,6 +168,12 @@ pub fn _print(args: fmt::Arguments<'_>) {
 /// Runs `f` with the log ring (for dmesg-like readers).
 pub fn with_log<R>(f: impl FnOnce(&LogRing) -> R) -> R {
     f(&LOG.lock())
+}
+
+/// Like `with_log`, but gives up instead of waiting if the log is being written (the debugger
+/// may have stopped the machine inside `kprintln!`).
+pub fn try_with_log<R>(f: impl FnOnce(&LogRing) -> R) -> Option<R> {
+    LOG.try_lock().map(|log| f(&log))
 }
 
 /// Console output for the panic path: no locks waited on, no allocation.

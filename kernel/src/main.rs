@@ -50,6 +50,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 
     init_memory(&mut info);
     let platform = init_interrupts_and_time(&info);
+    debug::kgdb::init(&info.cmdline);
     report_initrd(&info);
 
     kprintln!("boot: complete in {} ms", time::now_ns() / 1_000_000);
@@ -243,6 +244,20 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
             ExitCode::SelftestFailed
         });
     }
+    root_delay(cmdline);
     kprintln!("Cadenza: no userspace yet (processes arrive in a later release); powering off");
     power::exit(ExitCode::Success)
+}
+
+/// `rootdelay=N` (Linux's name): idle N seconds, interrupts on, before starting init — time to
+/// attach a debugger or watch the machine run.
+fn root_delay(cmdline: &boot::Cmdline) {
+    let Some(seconds) = cmdline.get("rootdelay").and_then(|s| s.parse::<u64>().ok()) else {
+        return;
+    };
+    kprintln!("Waiting {seconds} sec before starting init");
+    let deadline = time::now_ns().saturating_add(seconds.saturating_mul(1_000_000_000));
+    while time::now_ns() < deadline {
+        cpu::enable_interrupts_and_halt();
+    }
 }

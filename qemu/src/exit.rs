@@ -14,6 +14,8 @@ pub const STATUS_CLEAN: i32 = 33;
 pub const STATUS_PANIC: i32 = 35;
 /// QEMU exit status for failed in-kernel self-tests (kernel code 0x12).
 pub const STATUS_SELFTEST_FAILED: i32 = 37;
+/// QEMU exit status after gdb's `kill` (kernel code 0x13).
+pub const STATUS_KILLED: i32 = 39;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestExit {
@@ -23,6 +25,8 @@ pub enum GuestExit {
     Panic,
     /// The in-kernel self-tests ran and at least one failed.
     SelftestFailed,
+    /// gdb killed the kernel (`kill` in a kgdb session).
+    KilledByDebugger,
     /// The guest reset (a triple fault under `-no-reboot`) or powered off without the exit device.
     ResetOrPowerOff,
     /// The launcher killed QEMU because the timeout expired.
@@ -37,6 +41,7 @@ impl GuestExit {
             Some(STATUS_CLEAN) => Self::Clean,
             Some(STATUS_PANIC) => Self::Panic,
             Some(STATUS_SELFTEST_FAILED) => Self::SelftestFailed,
+            Some(STATUS_KILLED) => Self::KilledByDebugger,
             Some(0) => Self::ResetOrPowerOff,
             code => Self::QemuFailed { status: code },
         }
@@ -48,6 +53,7 @@ impl GuestExit {
             Self::Clean => 0,
             Self::Panic => 1,
             Self::SelftestFailed => 2,
+            Self::KilledByDebugger => 4,
             Self::ResetOrPowerOff | Self::QemuFailed { .. } => 3,
             Self::TimedOut => 124,
         }
@@ -60,6 +66,7 @@ impl fmt::Display for GuestExit {
             Self::Clean => f.write_str("the kernel shut down cleanly"),
             Self::Panic => f.write_str("the kernel panicked (see the report above)"),
             Self::SelftestFailed => f.write_str("in-kernel self-tests failed"),
+            Self::KilledByDebugger => f.write_str("killed from gdb"),
             Self::ResetOrPowerOff => {
                 f.write_str("the guest reset (triple fault?) or powered off without isa-debug-exit")
             }
@@ -84,6 +91,7 @@ mod tests {
         assert_eq!(exit(33), GuestExit::Clean);
         assert_eq!(exit(35), GuestExit::Panic);
         assert_eq!(exit(37), GuestExit::SelftestFailed);
+        assert_eq!(exit(39), GuestExit::KilledByDebugger);
         assert_eq!(exit(0), GuestExit::ResetOrPowerOff);
         assert_eq!(exit(1), GuestExit::QemuFailed { status: Some(1) });
         // Killed by SIGKILL: no exit code.
@@ -99,6 +107,7 @@ mod tests {
             GuestExit::Clean,
             GuestExit::Panic,
             GuestExit::SelftestFailed,
+            GuestExit::KilledByDebugger,
             GuestExit::ResetOrPowerOff,
             GuestExit::TimedOut,
         ];

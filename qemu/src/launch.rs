@@ -313,13 +313,13 @@ impl QemuConfig {
 
 /// Output collected from one of QEMU's pipes by a reader thread.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     bytes: Mutex<Vec<u8>>,
     grew: Condvar,
 }
 
 impl Shared {
-    fn collect(
+    pub(crate) fn collect(
         self: Arc<Self>,
         mut pipe: impl Read + Send + 'static,
         echo: bool,
@@ -342,17 +342,17 @@ impl Shared {
         })
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Waits until the text from byte `from` on contains `needle`; returns the offset just past it.
-    fn wait_for(&self, needle: &str, from: usize, timeout: Duration) -> Option<usize> {
+    pub(crate) fn wait_for(&self, needle: &str, from: usize, timeout: Duration) -> Option<usize> {
         let deadline = Instant::now() + timeout;
         let mut bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         loop {

@@ -6,6 +6,7 @@
 //! (`isa-debug-exit`, see `exit`) and the choice of TCG over KVM live here and nowhere else.
 
 pub mod exit;
+pub mod gdb;
 pub mod image;
 pub mod initramfs;
 pub mod launch;

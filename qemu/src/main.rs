@@ -70,6 +70,12 @@ struct RunArgs {
     /// Where ttyS1 goes: null, file:PATH, tcp:PORT, unix:PATH.
     #[arg(long, default_value = "null")]
     serial1: SerialBackend,
+    /// Wire ttyS1 to the kernel's own gdb stub (`kgdboc=ttyS1`): tcp:PORT or unix:PATH.
+    #[arg(long, num_args = 0..=1, default_missing_value = "tcp:1234", value_name = "BACKEND")]
+    kgdb: Option<SerialBackend>,
+    /// With --kgdb: stop early in boot until gdb attaches (`kgdbwait`).
+    #[arg(long, requires = "kgdb")]
+    kgdbwait: bool,
     /// Start QEMU's own gdb stub on this TCP port (0 picks a free one) and freeze the CPU until
     /// gdb continues.
     #[arg(long, num_args = 0..=1, default_missing_value = "1234", value_name = "PORT")]
@@ -140,6 +146,23 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     config.memory_mib = args.memory;
     config.serial = vec![args.console, args.serial1];
     config.echo_stderr = true;
+    if let Some(line) = args.kgdb {
+        let target = match &line {
+            SerialBackend::Tcp(port) => format!(":{port}"),
+            SerialBackend::Unix(path) => path.display().to_string(),
+            other => anyhow::bail!("--kgdb needs tcp:PORT or unix:PATH, not {other:?}"),
+        };
+        config.serial[1] = line;
+        config.append.push_str(" kgdboc=ttyS1");
+        if args.kgdbwait {
+            config.append.push_str(" kgdbwait");
+        }
+        eprintln!(
+            "cadenza-qemu: the kernel's gdb stub is on ttyS1; in another terminal run:\n  \
+             gdb {} -ex 'set remotetimeout 10' -ex 'target remote {target}'",
+            config.kernel.display()
+        );
+    }
     if let Some(port) = args.gdb_qemu {
         let port = if port == 0 { free_local_port()? } else { port };
         config.qemu_gdb = Some(QemuGdb {

@@ -3,4 +3,5 @@
 pub mod backtrace;
 pub mod crash;
 pub mod kallsyms;
+pub mod kgdb;
 pub mod panic_report;

@@ -89,11 +89,6 @@ fn write_backtrace(w: &mut EmergencyWriter, bt: &Backtrace, first_is_pc: bool) {
     }
 }
 
-fn finish(w: &mut EmergencyWriter) -> ! {
-    let _ = writeln!(w, "{END}");
-    power::exit(ExitCode::Panic)
-}
-
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     enter();
@@ -128,7 +123,9 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         ],
     );
     write_backtrace(w, &Backtrace::from_frame_pointer(None, rbp), false);
-    finish(w)
+    let _ = writeln!(w, "{END}");
+    super::kgdb::on_panic();
+    power::exit(ExitCode::Panic)
 }
 
 fn page_fault_cause(error: u64) -> (&'static str, &'static str, &'static str) {
@@ -204,5 +201,7 @@ pub fn exception(frame: &TrapFrame) -> ! {
         &Backtrace::from_frame_pointer(Some(frame.rip), frame.rbp),
         true,
     );
-    finish(w)
+    let _ = writeln!(w, "{END}");
+    super::kgdb::on_fatal_exception(frame.vector);
+    power::exit(ExitCode::Panic)
 }

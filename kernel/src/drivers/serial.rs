@@ -6,6 +6,8 @@
 //! the same port is driven by polling: the console must work with interrupts masked and with the
 //! driver's lock held by whoever we interrupted.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::arch::x86_64::cpu::{inb, outb};
 use crate::sync::IrqSpinLock;
 
@@ -196,6 +198,17 @@ impl Uart {
         outb(self.reg(IER), ier);
     }
 
+    /// Takes whatever the FIFO holds, for a claimed port (`claim`), into `out`.
+    fn take_rx(&mut self, out: &mut [u8; FIFO_DEPTH]) -> usize {
+        let mut n = 0;
+        while n < out.len() && inb(self.reg(LSR)) & LSR_DATA_READY != 0 {
+            out[n] = inb(self.reg(THR));
+            self.stats.rx_bytes += 1;
+            n += 1;
+        }
+        n
+    }
+
     fn drain_rx(&mut self) {
         while inb(self.reg(LSR)) & LSR_DATA_READY != 0 {
             let byte = inb(self.reg(THR));
@@ -245,14 +258,98 @@ pub fn enable_interrupts(index: usize) {
     }
 }
 
+/// Receives the bytes of a claimed port, one at a time, in interrupt context.
+pub type RxHandler = fn(byte: u8);
+
+const UNCLAIMED: usize = 0;
+static OWNERS: [AtomicUsize; 4] = [const { AtomicUsize::new(UNCLAIMED) }; 4];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    NoSuchPort,
+    IsConsole,
+    AlreadyClaimed,
+}
+
+impl core::fmt::Display for ClaimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoSuchPort => "no such serial port",
+            Self::IsConsole => "the port is the console",
+            Self::AlreadyClaimed => "the port is already in use",
+        })
+    }
+}
+
+/// Gives a port to a kernel service (the gdb stub, the telemetry channel): its received bytes go
+/// to `handler` instead of the RX ring, and its output is written by polling (`write_polled`),
+/// which works while the machine is stopped.
+pub fn claim(index: usize, handler: RxHandler) -> Result<(), ClaimError> {
+    if !is_present(index) {
+        return Err(ClaimError::NoSuchPort);
+    }
+    if crate::console::is_console(index) {
+        return Err(ClaimError::IsConsole);
+    }
+    OWNERS[index]
+        .compare_exchange(
+            UNCLAIMED,
+            handler as usize,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .map(|_| ())
+        .map_err(|_| ClaimError::AlreadyClaimed)
+}
+
+pub fn is_claimed(index: usize) -> bool {
+    OWNERS
+        .get(index)
+        .is_some_and(|o| o.load(Ordering::Acquire) != UNCLAIMED)
+}
+
+fn owner(index: usize) -> Option<RxHandler> {
+    let handler = OWNERS.get(index)?.load(Ordering::Acquire);
+    // SAFETY: only `claim` stores non-zero values, and it stores `RxHandler` function pointers.
+    (handler != UNCLAIMED).then(|| unsafe { core::mem::transmute::<usize, RxHandler>(handler) })
+}
+
 /// Services every interrupt-driven port (COM1/COM3 and COM2/COM4 share IRQ lines).
 pub fn irq_handler(_vector: u8) {
-    for uart in &UARTS {
-        let mut uart = uart.lock();
-        if uart.interrupts_on {
-            uart.handle_interrupt();
+    for (index, uart) in UARTS.iter().enumerate() {
+        let Some(handler) = owner(index) else {
+            let mut uart = uart.lock();
+            if uart.interrupts_on {
+                uart.handle_interrupt();
+            }
+            continue;
+        };
+        // A claimed port: hand the bytes over with the lock released (the gdb stub may stop
+        // the machine right here and poll the port itself).
+        let mut bytes = [0u8; FIFO_DEPTH];
+        let n = {
+            let mut uart = uart.lock();
+            if !uart.interrupts_on {
+                continue;
+            }
+            uart.stats.interrupts += 1;
+            uart.take_rx(&mut bytes)
+        };
+        for &byte in &bytes[..n] {
+            handler(byte);
         }
     }
+}
+
+/// Reads one byte by polling, if one is waiting (claimed ports, with the machine stopped).
+pub fn read_polled(index: usize) -> Option<u8> {
+    let base = PORTS.get(index)?.0;
+    (inb(base + LSR) & LSR_DATA_READY != 0).then(|| inb(base + THR))
+}
+
+/// Writes by polling, without the driver's TX queue (claimed ports).
+pub fn write_polled(index: usize, bytes: &[u8]) {
+    emergency_write(index, bytes);
 }
 
 pub fn write(index: usize, bytes: &[u8]) {
@@ -323,7 +420,7 @@ pub fn set_loopback(index: usize, on: bool) {
 crate::kernel_test!(serial_rx_interrupt_via_loopback, {
     // Needs a UART that is not the console; the launcher always gives the guest ttyS1.
     let console = crate::console::port();
-    let Some(index) = (0..4).find(|&i| i != console && is_present(i)) else {
+    let Some(index) = (0..4).find(|&i| i != console && is_present(i) && !is_claimed(i)) else {
         return Err(crate::selftest::fail(
             "no second UART: boot with at least two -serial ports",
         ));

@@ -14,6 +14,8 @@
 
 pub mod frame_allocator;
 pub mod heap;
+pub mod inspect;
+pub mod leak;
 pub mod paging;
 
 pub const PAGE_SIZE: usize = 4096;
@@ -103,6 +105,23 @@ pub fn is_direct_mapped(region: &crate::boot::MemoryRegion) -> bool {
         RegionKind::Reserved | RegionKind::Unusable => region.end <= 1 << 32,
         _ => true,
     }
+}
+
+/// Whether every byte of `[phys, phys + len)` is RAM (or ACPI memory) — never device memory,
+/// where a read can have side effects.
+pub fn is_ram(phys: u64, len: u64) -> bool {
+    use crate::boot::RegionKind;
+    let Some(map) = MEMORY_MAP.get() else {
+        return false;
+    };
+    let Some(end) = phys.checked_add(len) else {
+        return false;
+    };
+    map.regions().iter().any(|r| {
+        !matches!(r.kind, RegionKind::Reserved | RegionKind::Unusable)
+            && r.start <= phys
+            && end <= r.end
+    })
 }
 
 /// Whether every byte of `[phys, phys + len)` is in the direct map.

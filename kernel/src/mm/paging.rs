@@ -252,6 +252,33 @@ pub fn map_mmio(phys: u64, size: u64) -> Result<u64, MapError> {
     Ok(virt + (phys - base))
 }
 
+/// Translates through whatever address space is active (CR3), without taking any lock: for the
+/// debugger, which may have stopped the machine while the page-table lock is held. The walk
+/// only reads entries, through the direct map.
+pub fn translate_active(virt: u64) -> Option<(u64, PageFlags)> {
+    let mut current = cpu::read_cr3() & ADDRESS_MASK;
+    for level in (1..=4).rev() {
+        let slot = phys_to_virt(current) + 8 * index(virt, level) as u64;
+        // SAFETY: `current` is a page-table frame reachable from CR3, hence RAM covered by the
+        // direct map; the entry is read with a volatile load and no reference is created, so
+        // a concurrent holder of the table (the stopped code) is not disturbed.
+        let entry = unsafe { core::ptr::read_volatile(slot as *const u64) };
+        if entry & PageFlags::PRESENT.bits() == 0 {
+            return None;
+        }
+        let flags = PageFlags::from_bits_truncate(entry);
+        if level == 1 || (level <= 3 && flags.contains(PageFlags::HUGE)) {
+            let page_mask = (1u64 << (12 + 9 * (level - 1))) - 1;
+            return Some((
+                (entry & ADDRESS_MASK & !page_mask) | (virt & page_mask),
+                flags,
+            ));
+        }
+        current = entry & ADDRESS_MASK;
+    }
+    None
+}
+
 /// Translates a kernel virtual address through the live kernel page tables.
 pub fn translate(virt: u64) -> Option<(u64, PageFlags)> {
     KERNEL_SPACE.lock().as_ref()?.table.translate(virt)

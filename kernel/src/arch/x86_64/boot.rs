@@ -126,6 +126,10 @@ boot_stack32_top:
     .global kernel_entry64
     .type kernel_entry64, @function
 kernel_entry64:
+    /* The outermost frame: tell debuggers there is no caller to unwind into. */
+    .cfi_sections .debug_frame
+    .cfi_startproc
+    .cfi_undefined rip
     lea rsp, [rip + {stack} + {stack_size}]
     xor ebp, ebp
     mov esi, offset boot_start_info
@@ -133,6 +137,7 @@ kernel_entry64:
     call {main}
 5:  hlt
     jmp 5b
+    .cfi_endproc
     .size kernel_entry64, . - kernel_entry64
 "#,
     stack = sym BOOT_STACK,

@@ -168,6 +168,63 @@ pub fn pause() {
     core::hint::spin_loop();
 }
 
+/// Loads the breakpoint addresses DR0–DR3 and the control register DR7.
+pub fn write_debug_registers(addresses: &[u64; 4], dr7: u64) {
+    // SAFETY: debug registers only arm breakpoints and watchpoints, whose #DB traps the kernel
+    // handles (or reports); DR7 reserved bits are kept at their required values by the caller's
+    // encoding (bit 10 reads as 1 and is ignored on write).
+    unsafe {
+        asm!(
+            "mov dr7, {zero}",
+            "mov dr0, {a0}", "mov dr1, {a1}", "mov dr2, {a2}", "mov dr3, {a3}",
+            "mov dr7, {dr7}",
+            zero = in(reg) 0u64,
+            a0 = in(reg) addresses[0], a1 = in(reg) addresses[1],
+            a2 = in(reg) addresses[2], a3 = in(reg) addresses[3],
+            dr7 = in(reg) dr7,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
+/// Reads DR6 (which breakpoint or step caused the last #DB) and resets it for the next one.
+pub fn take_dr6() -> u64 {
+    let value: u64;
+    // SAFETY: DR6 is a status register; writing its architectural reset value has no effect but
+    // clearing the sticky status bits.
+    unsafe {
+        asm!("mov {v}, dr6", "mov dr6, {reset}", v = out(reg) value, reset = in(reg) 0xffff_0ff0u64,
+             options(nomem, nostack, preserves_flags))
+    };
+    value
+}
+
+read_reg!(read_dr7, "dr7");
+
+/// The data segment selectors DS, ES, FS, GS (a trap frame only saves CS and SS).
+pub fn read_data_segments() -> [u16; 4] {
+    let (ds, es, fs, gs): (u16, u16, u16, u16);
+    // SAFETY: reading segment selectors has no side effects.
+    unsafe {
+        asm!("mov {0:x}, ds", "mov {1:x}, es", "mov {2:x}, fs", "mov {3:x}, gs",
+             out(reg) ds, out(reg) es, out(reg) fs, out(reg) gs, options(nomem, nostack, preserves_flags))
+    };
+    [ds, es, fs, gs]
+}
+
+/// Reads a model-specific register.
+pub fn read_msr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // SAFETY: only called with architectural MSRs that exist on every x86_64 CPU (FS/GS base).
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(high) << 32) | u64::from(low)
+}
+
+pub const MSR_FS_BASE: u32 = 0xc000_0100;
+pub const MSR_GS_BASE: u32 = 0xc000_0101;
+
 /// Raises a breakpoint exception (#BP) on purpose.
 pub fn breakpoint() {
     // SAFETY: #BP is a trap; the handler returns to the next instruction.

@@ -2,8 +2,9 @@
 //!
 //! Under QEMU with `-device isa-debug-exit,iobase=0xf4,iosize=0x04`, writing a code makes QEMU
 //! exit with status `(code << 1) | 1`. The codes are a contract with the host launcher
-//! (`cadenza-qemu`): 33 means a clean shutdown, 35 a panic, 37 failed self-tests. Exit status 0
-//! therefore never means success by accident: it is what a triple fault with `-no-reboot` gives.
+//! (`cadenza-qemu`): 33 means a clean shutdown, 35 a panic, 37 failed self-tests, 39 killed from
+//! gdb. Exit status 0 therefore never means success by accident: it is what a triple fault with
+//! `-no-reboot` gives.
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
@@ -20,6 +21,8 @@ pub enum ExitCode {
     Panic = 0x11,
     /// QEMU exit status 37.
     SelftestFailed = 0x12,
+    /// QEMU exit status 39: gdb said `kill`.
+    Killed = 0x13,
 }
 
 static PM1A_CONTROL: AtomicU16 = AtomicU16::new(0);

@@ -4,7 +4,7 @@
 //! faults of user processes and the gdb stub later). Device interrupts go to handlers registered by
 //! vector, and are acknowledged at the local APIC here, once, instead of in every driver.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use super::idt::TrapFrame;
 use super::{cpu, lapic};
@@ -76,14 +76,70 @@ pub fn breakpoints_taken() -> usize {
     BREAKPOINTS.load(Ordering::Relaxed)
 }
 
+/// The innermost trap being handled (null when none): the context a debugger stops in.
+static CURRENT_FRAME: AtomicPtr<TrapFrame> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Runs `f` on the trap frame of the innermost trap being handled, if any — e.g. the
+/// interrupted context when called from an IRQ handler.
+pub fn with_current_frame<R>(f: impl FnOnce(&mut TrapFrame) -> R) -> Option<R> {
+    let frame = CURRENT_FRAME.load(Ordering::Acquire);
+    // SAFETY: `dispatch` publishes its frame for exactly as long as it runs, on this (only) CPU,
+    // with interrupts masked; callers run inside that dispatch, below it on the same stack, so
+    // the frame is live and nothing else accesses it concurrently.
+    (!frame.is_null()).then(|| f(unsafe { &mut *frame }))
+}
+
+/// Handler for the debug exceptions (#DB, #BP) when a debugger is active: it gets the vector
+/// (the frame through `with_current_frame`) and returns true if it handled the trap.
+pub type DebugTrapHandler = fn(vector: u64) -> bool;
+static DEBUG_HANDLER: AtomicUsize = AtomicUsize::new(NO_HANDLER);
+
+/// Routes #DB and #BP to the kernel debugger.
+pub fn set_debug_trap_handler(handler: DebugTrapHandler) {
+    DEBUG_HANDLER.store(handler as usize, Ordering::Release);
+}
+
+fn debug_trap(vector: u64) -> bool {
+    let handler = DEBUG_HANDLER.load(Ordering::Acquire);
+    if handler == NO_HANDLER {
+        return false;
+    }
+    // SAFETY: only `set_debug_trap_handler` stores non-zero values, and it stores
+    // `DebugTrapHandler` function pointers.
+    let handler: DebugTrapHandler =
+        unsafe { core::mem::transmute::<usize, DebugTrapHandler>(handler) };
+    handler(vector)
+}
+
 /// Called by `trap_common` with interrupts masked (all gates are interrupt gates).
-pub extern "C" fn dispatch(frame: &mut TrapFrame) {
-    match frame.vector {
+///
+/// The frame is published through `CURRENT_FRAME` and otherwise handled through a raw pointer,
+/// with references to it created only for the duration of one call, so that a handler that
+/// reaches it through `with_current_frame` (an IRQ handler stopping the machine for gdb) never
+/// overlaps with another live reference.
+pub extern "C" fn dispatch(frame: *mut TrapFrame) {
+    let outer = CURRENT_FRAME.swap(frame, Ordering::AcqRel);
+    handle(frame);
+    CURRENT_FRAME.store(outer, Ordering::Release);
+}
+
+fn handle(frame: *mut TrapFrame) {
+    // SAFETY: `trap_common` passes its stack frame, valid for the whole dispatch; this read ends
+    // before any reference to the frame is created.
+    let vector = unsafe { (*frame).vector };
+    match vector {
+        1 | 3 if debug_trap(vector) => {}
         3 => {
             // A breakpoint with no debugger attached: count it and carry on after the int3.
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
         }
-        v if v < u64::from(FIRST_IRQ_VECTOR) => panic_report::exception(frame),
+        v if v < u64::from(FIRST_IRQ_VECTOR) => {
+            // The report works on a copy, so that the debugger (break-on-oops) can still reach
+            // the live frame through `with_current_frame`.
+            // SAFETY: as above; a plain copy, no reference is kept.
+            let copy = unsafe { *frame };
+            panic_report::exception(&copy)
+        }
         v if v == u64::from(SPURIOUS_VECTOR) => {}
         // Spurious IRQ 7/15 from the masked 8259s: nothing to acknowledge.
         v if (u64::from(super::pic::SPURIOUS_BASE)..u64::from(super::pic::SPURIOUS_BASE) + 16)

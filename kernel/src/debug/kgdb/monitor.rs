@@ -1,0 +1,83 @@
+//! gdb's `monitor` commands. Each one prints what the matching `/proc` file or TUI pane shows,
+//! through the same kernel function, so the three never disagree.
+
+use core::fmt::Write;
+
+use crate::arch::x86_64::cpu;
+
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("ps", "list tasks (pid, state, name)"),
+    (
+        "meminfo",
+        "physical memory and kernel heap, as /proc/meminfo",
+    ),
+    ("heap", "heap totals, size classes, top allocation sites"),
+    (
+        "leaks",
+        "scan for unreferenced heap objects (kmemleak format)",
+    ),
+    ("dmesg", "the kernel log ring"),
+    ("regs", "control, debug and segment-base registers"),
+];
+
+pub fn run(command: &str, out: &mut dyn Write) -> bool {
+    let mut words = command.split_whitespace();
+    match words.next() {
+        Some("ps") => ps(out),
+        Some("meminfo") => crate::mm::leak::write_meminfo(out),
+        Some("heap") => crate::mm::leak::write_heap_report(out),
+        Some("leaks") => crate::mm::leak::write_leaks(out, true),
+        Some("dmesg") => dmesg(out),
+        Some("regs") => regs(out),
+        _ => return false,
+    }
+    true
+}
+
+fn ps(out: &mut dyn Write) {
+    let _ = writeln!(out, "  PID  PPID S COMMAND");
+    let _ = writeln!(out, "    0     0 R swapper/0");
+}
+
+fn dmesg(out: &mut dyn Write) {
+    let written = crate::console::try_with_log(|log| {
+        let mut buf = [0u8; 512];
+        let mut offset = 0;
+        loop {
+            let n = log.copy_from(offset, &mut buf);
+            if n == 0 {
+                break;
+            }
+            let _ = out.write_str(&alloc::string::String::from_utf8_lossy(&buf[..n]));
+            offset += n;
+        }
+    });
+    if written.is_none() {
+        let _ = writeln!(
+            out,
+            "dmesg: the log is being written by the stopped code; try again after `continue`"
+        );
+    }
+}
+
+fn regs(out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "CR0={:#018x} CR2={:#018x}",
+        cpu::read_cr0(),
+        cpu::read_cr2()
+    );
+    let _ = writeln!(
+        out,
+        "CR3={:#018x} CR4={:#018x}",
+        cpu::read_cr3(),
+        cpu::read_cr4()
+    );
+    let _ = writeln!(out, "DR7={:#018x}", cpu::read_dr7());
+    let _ = writeln!(
+        out,
+        "FS_BASE={:#018x} GS_BASE={:#018x}",
+        cpu::read_msr(cpu::MSR_FS_BASE),
+        cpu::read_msr(cpu::MSR_GS_BASE)
+    );
+}

@@ -1,0 +1,198 @@
+//! The kernel's own gdb stub (`kgdboc=ttyS1`), driven by Debian's real gdb against the real
+//! kernel in QEMU: breakpoints, backtraces, stepping, a hardware watchpoint, Ctrl-C, monitor
+//! commands, and break-on-oops.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cadenza_qemu::gdb::Gdb;
+use cadenza_qemu::launch::free_local_port;
+use cadenza_qemu::{
+    BuildOptions, GuestExit, QemuConfig, Running, SerialBackend, Workspace, build_kernel,
+};
+
+const STEP: Duration = Duration::from_secs(30);
+
+fn kernel() -> PathBuf {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let workspace = Workspace::locate().expect("inside the checkout");
+            build_kernel(&workspace, &BuildOptions::default())
+                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
+        })
+        .clone()
+}
+
+/// Boots with the stub on ttyS1 (a TCP port); returns QEMU and gdb's target string.
+fn boot_with_stub(append: &str) -> (Running, String) {
+    let port = free_local_port().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.serial = vec![SerialBackend::Capture, SerialBackend::Tcp(port)];
+    config.append = format!("console=ttyS0 kgdboc=ttyS1 {append}");
+    let qemu = config.spawn().expect("QEMU starts");
+    (qemu, format!("127.0.0.1:{port}"))
+}
+
+fn hex_after(text: &str, prefix: &str) -> u64 {
+    let rest = &text[text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} in {text}"))
+        + prefix.len()..];
+    let digits: String = rest
+        .trim_start()
+        .trim_start_matches("0x")
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&digits, 16).unwrap()
+}
+
+#[test]
+fn gdb_drives_the_kernel_through_its_own_stub() {
+    let (qemu, target) = boot_with_stub("kgdbwait rootdelay=4");
+    assert!(
+        qemu.wait_for_console("kgdb: waiting for gdb", 0, STEP)
+            .is_some(),
+        "{}",
+        qemu.console()
+    );
+    let (mut gdb, attached) = Gdb::attach(&kernel(), &target, STEP).expect("gdb attaches");
+    assert!(
+        attached.contains("kernel::debug::kgdb::init"),
+        "stopped in kgdbwait: {attached}"
+    );
+
+    // A software breakpoint on a function boot reaches later, and its callers.
+    let set = gdb.run("break kernel::report_initrd", STEP).unwrap();
+    assert!(set.contains("Breakpoint 1 at 0xffffffff8"), "{set}");
+    let hit = gdb.run("continue", STEP).unwrap();
+    assert!(hit.contains("Breakpoint 1, kernel::report_initrd"), "{hit}");
+    let bt = gdb.run("bt", STEP).unwrap();
+    assert!(bt.contains("#0  kernel::report_initrd"), "{bt}");
+    assert!(bt.contains("in kernel::kernel_main"), "{bt}");
+    assert!(
+        bt.trim_end().ends_with("in kernel_entry64 ()"),
+        "the walk ends at the stack's bottom: {bt}"
+    );
+
+    // stepi moves the program counter.
+    let before = hex_after(&gdb.run("print/x $pc", STEP).unwrap(), "= ");
+    gdb.run("stepi", STEP).unwrap();
+    let after = hex_after(&gdb.run("print/x $pc", STEP).unwrap(), "= ");
+    assert_ne!(before, after, "stepi must execute an instruction");
+    gdb.run("delete", STEP).unwrap();
+
+    // A hardware watchpoint on a kernel static (the tick counter) fires in the timer interrupt.
+    let watch = gdb.run("watch -l kernel::time::TICKS", STEP).unwrap();
+    assert!(watch.contains("Hardware watchpoint"), "{watch}");
+    let fired = gdb.run("continue", STEP).unwrap();
+    assert!(
+        fired.contains("Old value") && fired.contains("New value"),
+        "{fired}"
+    );
+    assert!(fired.contains("kernel::time::timer_irq"), "{fired}");
+    gdb.run("delete", STEP).unwrap();
+
+    // Ctrl-C stops the running kernel (it idles in rootdelay).
+    gdb.run("continue &", STEP).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    gdb.run("interrupt", STEP).unwrap();
+    let stop = gdb.wait_for("received signal SIGINT", STEP).unwrap();
+    assert!(stop.contains("SIGINT"), "{stop}");
+    let where_ = gdb.run("bt 3", STEP).unwrap();
+    assert!(where_.contains("kernel::"), "{where_}");
+
+    // Monitor commands and threads.
+    let ps = gdb.run("monitor ps", STEP).unwrap();
+    assert!(ps.contains("swapper/0"), "{ps}");
+    let dmesg = gdb.run("monitor dmesg", STEP).unwrap();
+    assert!(dmesg.contains("Cadenza 0.1.0 (x86_64) booting"), "{dmesg}");
+    let meminfo = gdb.run("monitor meminfo", STEP).unwrap();
+    assert!(
+        meminfo.contains("MemTotal:"),
+        "{meminfo}\n---- transcript ----\n{}",
+        gdb.transcript()
+    );
+    let threads = gdb.run("info threads", STEP).unwrap();
+    assert!(threads.contains("swapper/0"), "{threads}");
+    let unmapped = gdb.run("x/2gx 0", STEP).unwrap();
+    assert!(
+        unmapped.contains("Cannot access memory at address 0x0"),
+        "{unmapped}"
+    );
+
+    // Detach: the kernel finishes booting on its own.
+    gdb.run("detach", STEP).unwrap();
+    let transcript = gdb.quit();
+    let result = qemu.wait(Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(
+        result.exit,
+        GuestExit::Clean,
+        "{}\n---- gdb ----\n{transcript}",
+        result.console
+    );
+    assert!(result.console.contains("kgdb: continuing boot"));
+}
+
+#[test]
+fn a_panic_stops_in_the_stub_with_the_crash_site_in_bt() {
+    let (qemu, target) = boot_with_stub("panic_test");
+    assert!(
+        qemu.wait_for_console("kgdb: panic: stopping for gdb", 0, STEP)
+            .is_some(),
+        "{}",
+        qemu.console()
+    );
+    let (mut gdb, attached) = Gdb::attach(&kernel(), &target, STEP).expect("gdb attaches");
+    assert!(
+        attached.contains("kernel::debug::kgdb::on_panic"),
+        "{attached}"
+    );
+    let bt = gdb.run("bt", STEP).unwrap();
+    for frame in [
+        "kernel::debug::panic_report::panic",
+        "kernel::debug::crash::refuse_to_continue",
+        "kernel::debug::crash::crash_inner",
+        "kernel::debug::crash::panic_test",
+    ] {
+        assert!(bt.contains(frame), "{frame} missing from:\n{bt}");
+    }
+    let regs = gdb.run("info registers rip rsp", STEP).unwrap();
+    assert!(
+        regs.contains("rip") && regs.contains("0xffffffff8"),
+        "{regs}"
+    );
+    let killed = gdb.run("kill", STEP).unwrap_or_default();
+    gdb.quit();
+    let result = qemu.wait(Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(
+        result.exit,
+        GuestExit::KilledByDebugger,
+        "{killed}\n{}",
+        result.console
+    );
+}
+
+#[test]
+fn a_fatal_exception_stops_at_the_faulting_instruction() {
+    let (qemu, target) = boot_with_stub("fault_test=page_fault");
+    assert!(
+        qemu.wait_for_console("kgdb: fatal exception", 0, STEP)
+            .is_some(),
+        "{}",
+        qemu.console()
+    );
+    let (mut gdb, attached) = Gdb::attach(&kernel(), &target, STEP).expect("gdb attaches");
+    assert!(
+        attached.contains("read_unmapped"),
+        "stopped at the faulting instruction: {attached}"
+    );
+    let bt = gdb.run("bt", STEP).unwrap();
+    assert!(bt.contains("kernel::debug::crash::trigger"), "{bt}");
+    gdb.run("continue", STEP).ok();
+    gdb.quit();
+    let result = qemu.wait(Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
+}
