@@ -78,7 +78,8 @@ impl SerialBackend {
         match self {
             Self::Stdio | Self::Capture => "stdio".into(),
             Self::File(path) => prefixed("file:", path),
-            Self::Tcp(port) => format!("tcp:127.0.0.1:{port},server=on,wait=off").into(),
+            // nodelay: gdb trades many tiny packets; with Nagle every round trip waits ~40 ms.
+            Self::Tcp(port) => format!("tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on").into(),
             Self::Unix(path) => {
                 let mut arg = prefixed("unix:", path);
                 arg.push(",server=on,wait=off");
@@ -567,7 +568,7 @@ mod tests {
             "-accel tcg",
             "-initrd /tmp/root.cpio",
             "-append 'console=ttyS0 kgdbwait'",
-            "-serial stdio -serial tcp:127.0.0.1:4444,server=on,wait=off -serial unix:/tmp/s,server=on,wait=off",
+            "-serial stdio -serial tcp:127.0.0.1:4444,server=on,wait=off,nodelay=on -serial unix:/tmp/s,server=on,wait=off",
             "-gdb tcp:127.0.0.1:1234 -S",
             "-device isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-no-reboot",

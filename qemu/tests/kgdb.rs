@@ -9,7 +9,7 @@ use std::time::Duration;
 use cadenza_qemu::gdb::Gdb;
 use cadenza_qemu::launch::free_local_port;
 use cadenza_qemu::{
-    BuildOptions, GuestExit, QemuConfig, Running, SerialBackend, Workspace, build_kernel,
+    BuildOptions, GuestExit, QemuConfig, QemuGdb, Running, SerialBackend, Workspace, build_kernel,
 };
 
 const STEP: Duration = Duration::from_secs(30);
@@ -195,4 +195,76 @@ fn a_fatal_exception_stops_at_the_faulting_instruction() {
     gdb.quit();
     let result = qemu.wait(Some(Duration::from_secs(60))).unwrap();
     assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
+}
+
+/// Runs the repository's gdb helpers (scripts/gdb/cadenza.py) in an attached session.
+fn check_helpers(gdb: &mut Gdb) {
+    let script = Workspace::locate()
+        .unwrap()
+        .root()
+        .join("scripts/gdb/cadenza.py");
+    let loaded = gdb
+        .run(&format!("source {}", script.display()), STEP)
+        .unwrap();
+    assert!(loaded.trim().is_empty(), "{loaded}");
+    let dmesg = gdb.run("cz-dmesg", STEP).unwrap();
+    assert!(dmesg.contains("Cadenza 0.1.0 (x86_64) booting"), "{dmesg}");
+    assert!(dmesg.contains("BIOS-provided physical RAM map:"), "{dmesg}");
+    let tasks = gdb.run("cz-tasks", STEP).unwrap();
+    assert!(tasks.contains("swapper/0"), "{tasks}");
+    let heap = gdb.run("cz-heap", STEP).unwrap();
+    assert!(heap.contains("total_allocations"), "{heap}");
+    let frames = gdb.run("cz-frames", STEP).unwrap();
+    let free: u64 = frames
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("free"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{frames}"));
+    assert!(free > 60_000, "{frames}");
+    // The kernel text is mapped read-only and executable; the direct map is never executable.
+    let walk = gdb.run("cz-vm 0xffffffff80206000", STEP).unwrap();
+    assert!(walk.contains("-> phys 0x206000 (4 KiB page)"), "{walk}");
+    let ranges = gdb.run("cz-vm", STEP).unwrap();
+    assert!(ranges.contains("0xffff800000000000"), "{ranges}");
+    let text = ranges
+        .lines()
+        .find(|l| l.trim_start().starts_with("0xffffffff80206000"))
+        .unwrap_or_else(|| panic!("{ranges}"));
+    assert!(text.ends_with("P G"), "text is R-X: {text}");
+}
+
+#[test]
+fn gdb_helpers_work_on_our_stub_and_on_qemus() {
+    let (qemu, target) = boot_with_stub("kgdbwait");
+    assert!(
+        qemu.wait_for_console("kgdb: waiting for gdb", 0, STEP)
+            .is_some()
+    );
+    let (mut gdb, _) = Gdb::attach(&kernel(), &target, STEP).unwrap();
+    check_helpers(&mut gdb);
+    gdb.run("kill", STEP).ok();
+    gdb.quit();
+    assert_eq!(
+        qemu.wait(Some(STEP)).unwrap().exit,
+        GuestExit::KilledByDebugger
+    );
+
+    // QEMU's own stub on the same kernel: attach while it idles in rootdelay.
+    let port = free_local_port().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.append = "console=ttyS0 rootdelay=30".into();
+    config.qemu_gdb = Some(QemuGdb {
+        port,
+        wait_for_attach: false,
+    });
+    let qemu = config.spawn().unwrap();
+    assert!(
+        qemu.wait_for_console("Waiting 30 sec", 0, STEP).is_some(),
+        "{}",
+        qemu.console()
+    );
+    let (mut gdb, _) = Gdb::attach(&kernel(), &format!("127.0.0.1:{port}"), STEP).unwrap();
+    check_helpers(&mut gdb);
+    gdb.quit();
+    drop(qemu);
 }
