@@ -82,7 +82,7 @@ pub enum SymbolsError {
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     /// Paths under this directory are printed relative to it. `None`: the workspace root found by
-    /// walking up from the image (see [`find_workspace_root`]), if any.
+    /// walking up from the image (see [`find_workspace_root`]), else from the current directory.
     pub source_root: Option<PathBuf>,
     /// Refuse images without DWARF (`SymbolsError::NoDebugInfo`) instead of symbol-only mode.
     pub require_debug_info: bool,
@@ -341,7 +341,14 @@ impl Symbolizer {
         let source_root = options
             .source_root
             .clone()
-            .or_else(|| find_workspace_root(&path));
+            .or_else(|| find_workspace_root(&path))
+            // An image built into a target directory outside the checkout (CARGO_TARGET_DIR):
+            // the checkout we are run from.
+            .or_else(|| {
+                std::env::current_dir()
+                    .ok()
+                    .and_then(|cwd| find_workspace_root(&cwd))
+            });
         let symbol_names = symbols
             .symbols()
             .iter()
