@@ -2,7 +2,8 @@
 # One-time (idempotent) set-up for building, booting and testing Cadenza on Debian.
 #
 # Installs only what is missing: the Rust target and rust-src (RUSTUP_AUTO_INSTALL=0 means a
-# rust-toolchain.toml alone installs nothing), and Debian's QEMU, gdb and cpio.
+# rust-toolchain.toml alone installs nothing), and Debian's QEMU, gdb, cpio and musl-tools (the
+# userland test programs are built with musl-gcc).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -32,6 +33,7 @@ declare -A packages=(
     [qemu-system-x86_64]=qemu-system-x86
     [gdb]=gdb
     [cpio]=cpio
+    [musl-gcc]=musl-tools
 )
 missing=()
 for cmd in "${!packages[@]}"; do

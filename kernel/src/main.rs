@@ -13,9 +13,13 @@ mod boot;
 mod console;
 mod debug;
 mod drivers;
+mod errno;
+mod exec;
 mod mm;
 mod selftest;
 mod sync;
+mod syscall;
+mod task;
 mod time;
 
 use arch::x86_64::power::{self, ExitCode};
@@ -51,7 +55,9 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     init_memory(&mut info);
     let platform = init_interrupts_and_time(&info);
     debug::kgdb::init(&info.cmdline);
+    syscall::init(&info.cmdline);
     report_initrd(&info);
+    boot::initramfs::init(info.initrd);
 
     kprintln!("boot: complete in {} ms", time::now_ns() / 1_000_000);
     run_requested_mode(&info, &platform)
@@ -245,8 +251,28 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
         });
     }
     root_delay(cmdline);
-    kprintln!("Cadenza: no userspace yet (processes arrive in a later release); powering off");
+    start_init(cmdline);
+    kprintln!("Cadenza: nothing to run; powering off");
     power::exit(ExitCode::Success)
+}
+
+/// Runs `/init` (or `init=PATH`) from the initramfs as pid 1, like Linux's `kernel_init`.
+/// Returns only if there is none or it cannot be run.
+fn start_init(cmdline: &boot::Cmdline) {
+    let path = cmdline.get("init").unwrap_or("/init");
+    let Some(image) = boot::initramfs::read_file(path) else {
+        kprintln!("init: no {path} in the initramfs");
+        return;
+    };
+    let mut argv = alloc::vec![path];
+    argv.extend(cmdline.init_args());
+    let error = task::start_init(
+        path,
+        image,
+        &argv,
+        &["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"],
+    );
+    kprintln!("init: cannot run {path}: {error}");
 }
 
 /// `rootdelay=N` (Linux's name): idle N seconds, interrupts on, before starting init — time to

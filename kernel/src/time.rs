@@ -39,6 +39,7 @@ pub fn ticks() -> u64 {
 
 pub fn timer_irq(_vector: u8) {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    crate::task::tick();
 }
 
 /// Sleeps at least `ns` nanoseconds, halting between ticks.

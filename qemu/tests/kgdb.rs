@@ -77,6 +77,25 @@ fn gdb_drives_the_kernel_through_its_own_stub() {
         "the walk ends at the stack's bottom: {bt}"
     );
 
+    // Source-level stepping: `next` stays in the function, `finish` returns to the caller.
+    let next = gdb.run("next", STEP).unwrap();
+    assert!(
+        !next.contains("Cannot") && !next.contains("error"),
+        "{next}"
+    );
+    let frame = gdb.run("frame", STEP).unwrap();
+    assert!(frame.contains("kernel::report_initrd"), "{frame}");
+    let finish = gdb.run("finish", STEP).unwrap();
+    assert!(finish.contains("Run till exit from"), "{finish}");
+    assert!(
+        finish.contains("kernel::kernel_main"),
+        "back in the caller: {finish}"
+    );
+    gdb.run("delete", STEP).unwrap();
+    gdb.run("break kernel::run_requested_mode", STEP).unwrap();
+    let hit = gdb.run("continue", STEP).unwrap();
+    assert!(hit.contains("kernel::run_requested_mode"), "{hit}");
+
     // stepi moves the program counter.
     let before = hex_after(&gdb.run("print/x $pc", STEP).unwrap(), "= ");
     gdb.run("stepi", STEP).unwrap();
@@ -267,4 +286,66 @@ fn gdb_helpers_work_on_our_stub_and_on_qemus() {
     check_helpers(&mut gdb);
     gdb.quit();
     drop(qemu);
+}
+
+#[test]
+fn processes_are_gdb_threads_with_their_kernel_backtraces() {
+    let source = Workspace::locate()
+        .unwrap()
+        .root()
+        .join("qemu/tests/userland/sleeper.c");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let status = std::process::Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(tree.join("init"))
+        .arg(&source)
+        .status()
+        .expect("musl-gcc (Debian musl-tools)");
+    assert!(status.success());
+    let archive = dir.path().join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+
+    let port = free_local_port().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.serial = vec![SerialBackend::Capture, SerialBackend::Tcp(port)];
+    config.append = "console=ttyS0 kgdboc=ttyS1".into();
+    config.initrd = Some(archive);
+    let qemu = config.spawn().unwrap();
+    assert!(
+        qemu.wait_for_console("Run /init as init process", 0, STEP)
+            .is_some(),
+        "{}",
+        qemu.console()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Connecting stops the running kernel (like KGDB's attach).
+    let (mut gdb, _) = Gdb::attach(&kernel(), &format!("127.0.0.1:{port}"), STEP).unwrap();
+    let threads = gdb.run("info threads", STEP).unwrap();
+    assert!(threads.contains("swapper/0"), "{threads}");
+    assert!(threads.contains("init (sleeping (wait4))"), "{threads}");
+    let ps = gdb.run("monitor ps", STEP).unwrap();
+    assert!(ps.contains("    1     0 S"), "{ps}");
+    // The parent's kernel stack, from the context it saved when it went to sleep.
+    let number = threads
+        .lines()
+        .find(|l| l.contains("init (sleeping (wait4))"))
+        .and_then(|l| l.trim_start_matches('*').split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    gdb.run(&format!("thread {number}"), STEP).unwrap();
+    let bt = gdb.run("bt", STEP).unwrap();
+    assert!(bt.contains("kernel::task::schedule"), "{bt}");
+    assert!(bt.contains("kernel::task::wait_child"), "{bt}");
+    assert!(bt.contains("wait4"), "{bt}");
+    gdb.run("kill", STEP).ok();
+    gdb.quit();
+    let result = qemu.wait(Some(STEP)).unwrap();
+    assert_eq!(
+        result.exit,
+        GuestExit::KilledByDebugger,
+        "{}",
+        result.console
+    );
 }

@@ -5,6 +5,7 @@
 //! allocator takes over physical memory.
 
 pub mod cmdline;
+pub mod initramfs;
 pub mod memory_map;
 pub mod pvh;
 

@@ -17,6 +17,7 @@ pub mod heap;
 pub mod inspect;
 pub mod leak;
 pub mod paging;
+pub mod user;
 
 pub const PAGE_SIZE: usize = 4096;
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;

@@ -79,6 +79,94 @@ impl PageTable {
         self.root
     }
 
+    /// A table for a user address space: the user half empty, the kernel half (PML4 entries
+    /// 256..512) shared with the kernel's table, so kernel mappings are the same in every
+    /// process.
+    pub fn new_user() -> Result<Self, MapError> {
+        let kernel_root = KERNEL_SPACE
+            .lock()
+            .as_ref()
+            .map(|space| space.table.root)
+            .ok_or(MapError::OutOfFrames)?;
+        let table_of_user = Self::new()?;
+        let kernel_half: [u64; 256] = table(kernel_root)[256..].try_into().expect("half of 512");
+        table(table_of_user.root)[256..].copy_from_slice(&kernel_half);
+        Ok(table_of_user)
+    }
+
+    /// Frees every page table and every mapped frame of the user half (below 128 TiB); calls
+    /// `keep` first for each mapped frame and does not free it if `keep` returns true.
+    pub fn free_user_half(&mut self, keep: &mut dyn FnMut(u64) -> bool) {
+        fn free_level(
+            phys: u64,
+            level: u32,
+            range: core::ops::Range<usize>,
+            keep: &mut dyn FnMut(u64) -> bool,
+        ) {
+            for index in range {
+                let entry = table(phys)[index];
+                if entry & PageFlags::PRESENT.bits() == 0 {
+                    continue;
+                }
+                let target = entry & ADDRESS_MASK;
+                if level == 1 {
+                    if !keep(target) {
+                        frame_allocator::free(target);
+                    }
+                } else {
+                    free_level(target, level - 1, 0..512, keep);
+                    frame_allocator::free(target);
+                }
+                table(phys)[index] = 0;
+            }
+        }
+        free_level(self.root, 4, 0..256, keep);
+    }
+
+    /// Calls `f(virt, phys, flags)` for every 4 KiB page mapped in the user half.
+    pub fn for_each_user_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+        fn visit(
+            phys: u64,
+            level: u32,
+            base: u64,
+            count: usize,
+            f: &mut dyn FnMut(u64, u64, PageFlags),
+        ) {
+            for index in 0..count {
+                let entry = table(phys)[index];
+                if entry & PageFlags::PRESENT.bits() == 0 {
+                    continue;
+                }
+                let virt = base | ((index as u64) << (12 + 9 * (level - 1)));
+                if level == 1 {
+                    f(
+                        virt,
+                        entry & ADDRESS_MASK,
+                        PageFlags::from_bits_truncate(entry),
+                    );
+                } else {
+                    visit(entry & ADDRESS_MASK, level - 1, virt, 512, f);
+                }
+            }
+        }
+        visit(self.root, 4, 0, 256, f);
+    }
+
+    /// Makes this the active address space.
+    ///
+    /// # Safety
+    /// The table must map the kernel (true for tables from `new_user`), and must stay alive
+    /// while active.
+    pub unsafe fn activate(&self) {
+        // SAFETY: the caller's contract; the kernel half is shared with the kernel's table.
+        unsafe { cpu::write_cr3(self.root) };
+    }
+
+    /// Drops a stale translation of `virt` from this CPU's TLB.
+    pub fn flush(virt: u64) {
+        cpu::invlpg(virt as usize);
+    }
+
     /// Walks down to the table at `level` (1 = page table) covering `virt`, creating the
     /// intermediate tables when `create` is set.
     fn walk(&mut self, virt: u64, level: u32, create: bool) -> Result<Option<u64>, MapError> {

@@ -105,6 +105,18 @@ pub unsafe fn write_cr3(pml4_phys: u64) {
     unsafe { asm!("mov cr3, {}", in(reg) pml4_phys, options(nostack, preserves_flags)) };
 }
 
+/// Sets and clears bits in CR0.
+///
+/// # Safety
+/// The resulting CR0 must keep the kernel running (paging, protection, write-protect stay on).
+pub unsafe fn update_cr0(set: u64, clear: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!("mov {tmp}, cr0", "and {tmp}, {keep}", "or {tmp}, {set}", "mov cr0, {tmp}",
+             keep = in(reg) !clear, set = in(reg) set, tmp = out(reg) _, options(nostack, preserves_flags))
+    };
+}
+
 /// Sets bits in CR4.
 ///
 /// # Safety
@@ -222,6 +234,24 @@ pub fn read_msr(msr: u32) -> u64 {
     (u64::from(high) << 32) | u64::from(low)
 }
 
+/// Writes a model-specific register.
+///
+/// # Safety
+/// `msr` must exist and `value` must be valid for it; MSRs change how the CPU behaves (system
+/// call entry, segment bases), so the caller must keep the kernel's invariants.
+pub unsafe fn write_msr(msr: u32, value: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nomem, nostack, preserves_flags))
+    };
+}
+
+pub const MSR_EFER: u32 = 0xc000_0080;
+pub const MSR_STAR: u32 = 0xc000_0081;
+pub const MSR_LSTAR: u32 = 0xc000_0082;
+pub const MSR_FMASK: u32 = 0xc000_0084;
+pub const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 pub const MSR_FS_BASE: u32 = 0xc000_0100;
 pub const MSR_GS_BASE: u32 = 0xc000_0101;
 

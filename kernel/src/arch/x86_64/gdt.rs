@@ -14,15 +14,7 @@ use super::stack::{GuardedStack, IST_STACK_SIZE};
 
 pub const KERNEL_CODE: u16 = 0x08;
 pub const KERNEL_DATA: u16 = 0x10;
-#[allow(
-    dead_code,
-    reason = "SYSRET selector layout; used once processes exist"
-)]
 pub const USER_DATA: u16 = 0x18 | 3;
-#[allow(
-    dead_code,
-    reason = "SYSRET selector layout; used once processes exist"
-)]
 pub const USER_CODE: u16 = 0x20 | 3;
 pub const TSS_SELECTOR: u16 = 0x28;
 
@@ -52,7 +44,24 @@ struct DescriptorPointer {
     base: u64,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS: written once at boot, then only its `rsp[0]` (the stack the CPU switches to when an
+/// interrupt arrives in user mode) changes, on every switch to another task.
+struct TssCell(core::cell::UnsafeCell<TaskStateSegment>);
+
+// SAFETY: one CPU; `rsp[0]` is only written with interrupts masked (task switch), and the CPU
+// reads it only on a privilege change, which cannot happen in the middle of that write.
+unsafe impl Sync for TssCell {}
+
+static TSS: Once<TssCell> = Once::new();
+
+/// Sets the kernel stack the CPU switches to on an interrupt or exception from user mode.
+pub fn set_kernel_stack(top: u64) {
+    if let Some(tss) = TSS.get() {
+        // SAFETY: see `TssCell`; the field is written through a raw pointer, no reference to the
+        // TSS is held anywhere else.
+        unsafe { core::ptr::addr_of_mut!((*tss.0.get()).rsp[0]).write_unaligned(top) };
+    }
+}
 static GDT: Once<[u64; 7]> = Once::new();
 
 fn tss_descriptor(tss: &TaskStateSegment) -> (u64, u64) {
@@ -73,7 +82,7 @@ pub fn init() {
         ist[usize::from(IST_DOUBLE_FAULT - 1)] = DOUBLE_FAULT_STACK.top() as u64;
         ist[usize::from(IST_NMI - 1)] = NMI_STACK.top() as u64;
         ist[usize::from(IST_MACHINE_CHECK - 1)] = MACHINE_CHECK_STACK.top() as u64;
-        TaskStateSegment {
+        TssCell(core::cell::UnsafeCell::new(TaskStateSegment {
             reserved0: 0,
             rsp: [0; 3],
             reserved1: 0,
@@ -81,12 +90,13 @@ pub fn init() {
             reserved2: 0,
             reserved3: 0,
             iomap_base: size_of::<TaskStateSegment>() as u16,
-        }
+        }))
     });
     for stack in [&DOUBLE_FAULT_STACK, &NMI_STACK, &MACHINE_CHECK_STACK] {
         super::stack::register(stack.range());
     }
-    let (tss_low, tss_high) = tss_descriptor(tss);
+    // SAFETY: a shared view of the TSS for computing its descriptor; nothing writes it now.
+    let (tss_low, tss_high) = tss_descriptor(unsafe { &*tss.0.get() });
     let gdt = GDT.call_once(|| {
         [
             0,

@@ -64,6 +64,11 @@ trap_stubs:
 
     .type trap_common, @function
 trap_common:
+    /* From user mode (CS.RPL = 3, CS at [rsp + 24] here): switch to the kernel's GS base. */
+    test byte ptr [rsp + 24], 3
+    jz 1f
+    swapgs
+1:
     push r15
     push r14
     push r13
@@ -102,6 +107,11 @@ trap_common:
     pop r14
     pop r15
     add rsp, 16
+    /* Back to user mode: give it its GS base again (CS at [rsp + 8] here). */
+    test byte ptr [rsp + 8], 3
+    jz 2f
+    swapgs
+2:
     iretq
     .size trap_common, . - trap_common
 "#,

@@ -2,6 +2,7 @@
 
 pub mod acpi;
 mod boot;
+pub mod context;
 pub mod cpu;
 pub mod fault;
 pub mod gdt;
@@ -13,3 +14,4 @@ pub mod pit;
 pub mod power;
 pub mod stack;
 pub mod trap;
+pub mod usermode;

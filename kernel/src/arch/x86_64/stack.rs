@@ -106,3 +106,11 @@ pub fn find(addr: usize, len: usize) -> Option<StackRange> {
         None => Some(BOOT_STACK.range()).filter(|s| s.contains(addr, len)),
     }
 }
+
+/// Forgets a stack (a task's kernel stack, before it is freed).
+pub fn unregister(range: StackRange) {
+    let mut registry = REGISTRY.lock();
+    if let Some(slot) = registry.stacks.iter_mut().find(|s| **s == Some(range)) {
+        *slot = None;
+    }
+}

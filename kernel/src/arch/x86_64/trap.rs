@@ -121,6 +121,29 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame) {
     let outer = CURRENT_FRAME.swap(frame, Ordering::AcqRel);
     handle(frame);
     CURRENT_FRAME.store(outer, Ordering::Release);
+    // SAFETY: as in `handle`; a plain read.
+    if unsafe { (*frame).cs } & 3 == 3 {
+        run_user_return_hook();
+    }
+}
+
+/// Runs on every return to user mode (after traps and system calls): where the scheduler
+/// switches tasks and, later, signals are delivered.
+pub type UserReturnHook = fn();
+static USER_RETURN_HOOK: AtomicUsize = AtomicUsize::new(NO_HANDLER);
+
+pub fn set_user_return_hook(hook: UserReturnHook) {
+    USER_RETURN_HOOK.store(hook as usize, Ordering::Release);
+}
+
+pub fn run_user_return_hook() {
+    let hook = USER_RETURN_HOOK.load(Ordering::Acquire);
+    if hook != NO_HANDLER {
+        // SAFETY: only `set_user_return_hook` stores non-zero values, and it stores
+        // `UserReturnHook` function pointers.
+        let hook: UserReturnHook = unsafe { core::mem::transmute::<usize, UserReturnHook>(hook) };
+        hook();
+    }
 }
 
 fn handle(frame: *mut TrapFrame) {
@@ -138,6 +161,9 @@ fn handle(frame: *mut TrapFrame) {
             // the live frame through `with_current_frame`.
             // SAFETY: as above; a plain copy, no reference is kept.
             let copy = unsafe { *frame };
+            if super::usermode::from_user(&copy) {
+                crate::task::user_exception(&copy);
+            }
             panic_report::exception(&copy)
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}

@@ -8,6 +8,7 @@ use debugger::{Machine, MachineError, Registers, ThreadInfo};
 
 use crate::arch::x86_64::{cpu, idt::TrapFrame, trap};
 use crate::mm::inspect;
+use crate::task;
 
 /// gdb thread id of the boot/idle context of CPU 0 (`swapper/0`). Tasks will use their pid;
 /// this stays clear of that range.
@@ -46,29 +47,87 @@ fn registers_to_frame(regs: &Registers, frame: &mut TrapFrame) {
     frame.rflags = (frame.rflags & !0xffff_ffff) | u64::from(regs.eflags) | 0b10;
 }
 
+/// gdb thread id of a task: its pid; the idle context has `IDLE_THREAD`.
+fn thread_of(pid: task::Pid) -> usize {
+    if pid == 0 { IDLE_THREAD } else { pid as usize }
+}
+
+fn pid_of(thread: usize) -> Option<task::Pid> {
+    match thread {
+        IDLE_THREAD => Some(0),
+        id => task::Pid::try_from(id).ok(),
+    }
+}
+
+/// Registers of a task that is switched out, from the context `context::switch` saved: enough
+/// for `bt` to walk its kernel stack from where it went to sleep.
+fn saved_registers(context: u64, regs: &mut Registers) -> bool {
+    let mut words = [0u8; 7 * 8];
+    if inspect::read(context, &mut words) != words.len() {
+        return false;
+    }
+    let word = |i: usize| u64::from_le_bytes(words[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    *regs = Registers::default();
+    regs.regs[15] = word(0);
+    regs.regs[14] = word(1);
+    regs.regs[13] = word(2);
+    regs.regs[12] = word(3);
+    regs.regs[1] = word(4); // rbx
+    regs.regs[6] = word(5); // rbp
+    regs.rip = word(6);
+    regs.regs[7] = context + 7 * 8; // rsp after the switch's return
+    regs.segments.cs = u32::from(crate::arch::x86_64::gdt::KERNEL_CODE);
+    regs.segments.ss = u32::from(crate::arch::x86_64::gdt::KERNEL_DATA);
+    true
+}
+
 impl Machine for KernelMachine {
     fn current_thread(&self) -> usize {
-        IDLE_THREAD
+        thread_of(task::current_pid().unwrap_or(0))
     }
 
     fn threads(&self, each: &mut dyn FnMut(&ThreadInfo<'_>)) {
+        let current = task::current_pid().unwrap_or(0);
         each(&ThreadInfo {
             id: IDLE_THREAD,
             name: "swapper/0",
-            state: "running on cpu0",
+            state: if current == 0 {
+                "running on cpu0"
+            } else {
+                "idle"
+            },
+        });
+        task::for_each_process(|p| {
+            let state = match p.state {
+                _ if p.pid == current => "running on cpu0",
+                task::State::Runnable | task::State::Running => "runnable",
+                task::State::WaitingForChild => "sleeping (wait4)",
+                task::State::Zombie(_) => "zombie",
+            };
+            each(&ThreadInfo {
+                id: p.pid as usize,
+                name: &p.name,
+                state,
+            });
         });
     }
 
     fn read_registers(&mut self, thread: usize, regs: &mut Registers) -> Result<(), MachineError> {
-        if thread != IDLE_THREAD {
-            return Err(MachineError::NoThread(thread));
+        let pid = pid_of(thread).ok_or(MachineError::NoThread(thread))?;
+        if Some(pid) == task::current_pid() {
+            return trap::with_current_frame(|frame| frame_to_registers(frame, regs))
+                .ok_or(MachineError::NoThread(thread));
         }
-        trap::with_current_frame(|frame| frame_to_registers(frame, regs))
-            .ok_or(MachineError::NoThread(thread))
+        let context = task::saved_kernel_context(pid).ok_or(MachineError::NoThread(thread))?;
+        if saved_registers(context, regs) {
+            Ok(())
+        } else {
+            Err(MachineError::NoThread(thread))
+        }
     }
 
     fn write_registers(&mut self, thread: usize, regs: &Registers) -> Result<(), MachineError> {
-        if thread != IDLE_THREAD {
+        if pid_of(thread) != task::current_pid() {
             return Err(MachineError::ReadOnlyThread(thread));
         }
         trap::with_current_frame(|frame| registers_to_frame(regs, frame))

@@ -35,8 +35,23 @@ pub fn run(command: &str, out: &mut dyn Write) -> bool {
 }
 
 fn ps(out: &mut dyn Write) {
-    let _ = writeln!(out, "  PID  PPID S COMMAND");
-    let _ = writeln!(out, "    0     0 R swapper/0");
+    let _ = writeln!(out, "  PID  PPID S  RSS(KiB)  ELAPSED COMMAND");
+    let _ = writeln!(out, "    0     0 R         0        - swapper/0");
+    let now = crate::time::now_ns();
+    crate::task::for_each_process(|p| {
+        let elapsed_ms = now.saturating_sub(p.start_ns) / 1_000_000;
+        let _ = writeln!(
+            out,
+            "{:>5} {:>5} {} {:>9} {:>6}.{:02} {}",
+            p.pid,
+            p.ppid,
+            p.state.letter(),
+            p.space.resident_pages * 4,
+            elapsed_ms / 1000,
+            (elapsed_ms % 1000) / 10,
+            p.name
+        );
+    });
 }
 
 fn dmesg(out: &mut dyn Write) {

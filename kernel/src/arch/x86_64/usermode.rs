@@ -1,0 +1,212 @@
+//! The user/kernel boundary: `SYSCALL` entry, the per-CPU area behind GS, and the first jump to
+//! user mode.
+//!
+//! `SYSCALL` switches neither stack nor anything else but CS/SS, so the entry stub uses the
+//! per-CPU area (GS, after `swapgs`) to stash the user RSP and load the task's kernel stack,
+//! then saves a `TrapFrame` of exactly the layout interrupts save. One frame layout means one
+//! way to read a user context (signals, `fork`, ptrace-style debugging, gdb threads) whether the
+//! task entered by a system call or an interrupt. Returning always goes through `iretq`, which is
+//! correct for any frame the kernel may have rewritten (signal delivery, `execve`), at a small
+//! cost compared to `sysretq`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::cpu::{self, MSR_EFER, MSR_FMASK, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR};
+use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
+use super::idt::TrapFrame;
+
+/// Marks a `TrapFrame` built by the system-call entry (not an IDT vector).
+pub const SYSCALL_FRAME_VECTOR: u64 = 0x1_0000;
+
+/// Per-CPU data reached through GS while in the kernel. Field offsets are used by the entry stub.
+#[repr(C)]
+pub struct PerCpu {
+    /// Offset 0: the user RSP, saved by the entry stub.
+    user_rsp: AtomicU64,
+    /// Offset 8: top of the running task's kernel stack.
+    kernel_rsp: AtomicU64,
+}
+
+static PER_CPU: PerCpu = PerCpu {
+    user_rsp: AtomicU64::new(0),
+    kernel_rsp: AtomicU64::new(0),
+};
+
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const EFER_SCE: u64 = 1;
+/// RFLAGS bits cleared on `SYSCALL`: TF, IF, DF, NT, AC.
+const SYSCALL_RFLAGS_MASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 14) | (1 << 18);
+/// RFLAGS for a fresh user context: IF and the always-one bit 1.
+const USER_RFLAGS: u64 = (1 << 9) | (1 << 1);
+
+core::arch::global_asm!(
+    r#"
+    .section .text.syscall, "ax"
+    .global syscall_entry
+    .type syscall_entry, @function
+syscall_entry:
+    swapgs
+    mov gs:[0], rsp
+    mov rsp, gs:[8]
+    push {user_data}
+    push qword ptr gs:[0]
+    push r11
+    push {user_code}
+    push rcx
+    push 0
+    push {syscall_vector}
+    push r15
+    push r14
+    push r13
+    push r12
+    push r11
+    push r10
+    push r9
+    push r8
+    push rbp
+    push rdi
+    push rsi
+    push rdx
+    push rcx
+    push rbx
+    push rax
+    mov rdi, rsp
+    push qword ptr [rsp + {rip_offset}]
+    push rbp
+    mov rbp, rsp
+    cld
+    sti
+    call {dispatch}
+    cli
+    add rsp, 16
+    pop rax
+    pop rbx
+    pop rcx
+    pop rdx
+    pop rsi
+    pop rdi
+    pop rbp
+    pop r8
+    pop r9
+    pop r10
+    pop r11
+    pop r12
+    pop r13
+    pop r14
+    pop r15
+    add rsp, 16
+    swapgs
+    iretq
+    .size syscall_entry, . - syscall_entry
+"#,
+    user_data = const USER_DATA as u64,
+    user_code = const USER_CODE as u64,
+    syscall_vector = const SYSCALL_FRAME_VECTOR,
+    rip_offset = const core::mem::offset_of!(TrapFrame, rip),
+    dispatch = sym syscall_dispatch,
+);
+
+unsafe extern "C" {
+    fn syscall_entry();
+}
+
+/// The handler the entry stub calls, with interrupts enabled.
+pub type SyscallHandler = fn(frame: &mut TrapFrame);
+static HANDLER: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn syscall_dispatch(frame: *mut TrapFrame) {
+    let handler = HANDLER.load(Ordering::Acquire);
+    if handler == 0 {
+        // SAFETY: the stub passes its own frame, valid and unaliased for this call.
+        unsafe { (*frame).rax = (-38i64) as u64 };
+        return;
+    }
+    // SAFETY: only `init` stores non-zero values, and it stores `SyscallHandler` pointers.
+    let handler: SyscallHandler =
+        unsafe { core::mem::transmute::<usize, SyscallHandler>(handler as usize) };
+    // SAFETY: the frame is the stub's own, valid and unaliased for this call.
+    handler(unsafe { &mut *frame });
+    super::trap::run_user_return_hook();
+}
+
+/// Programs `SYSCALL` and the GS bases on this CPU.
+pub fn init(handler: SyscallHandler) {
+    HANDLER.store(handler as usize as u64, Ordering::Release);
+    // SAFETY: these MSRs exist on every x86_64 CPU. STAR's selectors match the GDT layout that
+    // SYSCALL/SYSRET require (gdt.rs); LSTAR points at the entry stub above; GS_BASE points at
+    // this CPU's area while in the kernel and KERNEL_GS_BASE holds user mode's (0) until swapgs.
+    unsafe {
+        let efer = cpu::read_msr(MSR_EFER);
+        cpu::write_msr(MSR_EFER, efer | EFER_SCE);
+        let user_base = u64::from(USER_DATA & !3) - 8;
+        cpu::write_msr(MSR_STAR, (user_base << 48) | (u64::from(KERNEL_CODE) << 32));
+        cpu::write_msr(MSR_LSTAR, syscall_entry as *const () as u64);
+        cpu::write_msr(MSR_FMASK, SYSCALL_RFLAGS_MASK);
+        cpu::write_msr(MSR_GS_BASE, &PER_CPU as *const PerCpu as u64);
+        cpu::write_msr(MSR_KERNEL_GS_BASE, 0);
+    }
+    // User programs use SSE (every x86_64 ABI assumes it): no x87 emulation (EM), FPU present
+    // (MP), FXSAVE-format state and SIMD exceptions on (OSFXSR, OSXMMEXCPT). The kernel itself is
+    // built soft-float and never touches these registers, so user state survives system calls
+    // untouched; task switches will save it with FXSAVE.
+    // SAFETY: only FPU/SSE enable bits change; paging and protection bits are untouched.
+    unsafe {
+        cpu::update_cr0(CR0_MP, CR0_EM);
+        cpu::set_cr4_bits(CR4_OSFXSR | CR4_OSXMMEXCPT);
+    }
+}
+
+const CR0_MP: u64 = 1 << 1;
+const CR0_EM: u64 = 1 << 2;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+
+/// Sets the kernel stack used on entry from user mode (system calls and interrupts).
+pub fn set_kernel_stack(top: u64) {
+    PER_CPU.kernel_rsp.store(top, Ordering::Release);
+    super::gdt::set_kernel_stack(top);
+}
+
+/// Sets the user FS base (thread-local storage, `arch_prctl(ARCH_SET_FS)`).
+pub fn set_user_fs_base(base: u64) {
+    // SAFETY: FS_BASE only affects FS-relative addressing, which the kernel does not use.
+    unsafe { cpu::write_msr(cpu::MSR_FS_BASE, base) };
+}
+
+/// A user context as a fresh `TrapFrame`: `entry` with stack `rsp`, every register zero.
+pub fn initial_user_frame(entry: u64, rsp: u64) -> TrapFrame {
+    TrapFrame {
+        rip: entry,
+        cs: u64::from(USER_CODE),
+        rflags: USER_RFLAGS,
+        rsp,
+        ss: u64::from(USER_DATA),
+        ..TrapFrame::default()
+    }
+}
+
+/// Leaves the kernel for the user context `frame` (on the current kernel stack, which is
+/// abandoned). Interrupts come back on with the user RFLAGS.
+pub fn return_to_user(frame: &TrapFrame) -> ! {
+    cpu::disable_interrupts();
+    // SAFETY: `frame` describes a user-mode context (CS/SS are the user selectors, checked by the
+    // CPU's IRET rules); the active page tables map its code and stack. swapgs restores the user
+    // GS base, matching the swapgs of the next kernel entry.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {frame}",
+            "pop rax", "pop rbx", "pop rcx", "pop rdx", "pop rsi", "pop rdi", "pop rbp",
+            "pop r8", "pop r9", "pop r10", "pop r11", "pop r12", "pop r13", "pop r14", "pop r15",
+            "add rsp, 16",
+            "swapgs",
+            "iretq",
+            frame = in(reg) frame as *const TrapFrame,
+            options(noreturn)
+        )
+    }
+}
+
+/// Whether a trap frame was saved in user mode.
+pub fn from_user(frame: &TrapFrame) -> bool {
+    frame.cs & 3 == 3
+}

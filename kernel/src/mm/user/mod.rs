@@ -1,0 +1,350 @@
+//! User address spaces and the only way the kernel touches user memory.
+//!
+//! Subsystems never see raw user addresses: a system call turns its pointer arguments into
+//! `UserSlice<Read>` / `UserSlice<Write>` (Redox style: the capability is in the type) and
+//! `AddressSpace` copies through them after checking every page — in the user half, mapped,
+//! user-accessible, writable when written. A bad pointer is `EFAULT`, never a kernel fault, and
+//! the copy goes through the direct map, so SMAP never needs to be relaxed.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+use super::paging::{MapError, PageFlags, PageTable};
+use super::{PAGE_SIZE, frame_allocator, is_ram, phys_to_virt};
+use crate::errno::{EResult, Errno};
+
+/// One past the highest user address (the canonical lower half, less a guard page).
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// Access rights of a user mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protection {
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl Protection {
+    fn page_flags(self) -> PageFlags {
+        let mut flags = PageFlags::PRESENT | PageFlags::USER;
+        if self.write {
+            flags |= PageFlags::WRITABLE;
+        }
+        if !self.execute {
+            flags |= PageFlags::NO_EXECUTE;
+        }
+        flags
+    }
+}
+
+/// A process's memory: its page table plus the bookkeeping system calls need.
+pub struct AddressSpace {
+    table: PageTable,
+    /// Program break: `[brk_start, brk)` is the heap `brk(2)` manages.
+    pub brk_start: u64,
+    pub brk: u64,
+    /// Where the next `mmap` without a hint goes (downwards).
+    pub mmap_top: u64,
+    /// Frames mapped in the user half (for /proc and the TUI).
+    pub resident_pages: usize,
+}
+
+fn map_error(error: MapError) -> Errno {
+    match error {
+        MapError::OutOfFrames => Errno::ENOMEM,
+        _ => Errno::EINVAL,
+    }
+}
+
+impl AddressSpace {
+    pub fn new() -> EResult<Self> {
+        Ok(Self {
+            table: PageTable::new_user().map_err(map_error)?,
+            brk_start: 0,
+            brk: 0,
+            mmap_top: 0x0000_7f00_0000_0000,
+            resident_pages: 0,
+        })
+    }
+
+    /// Makes this address space the CPU's.
+    pub fn activate(&self) {
+        // SAFETY: the table comes from `PageTable::new_user` (kernel half shared) and lives as
+        // long as `self`; callers switch away before dropping it.
+        unsafe { self.table.activate() };
+    }
+
+    /// Maps zeroed pages over `[start, start + len)` (page-aligned; already mapped pages are
+    /// left alone, so overlapping ELF segments work).
+    pub fn map_zeroed(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if !start.is_multiple_of(PAGE) || end > USER_END {
+            return Err(Errno::EINVAL);
+        }
+        let mut page = start;
+        while page < end {
+            match self.table.translate(page) {
+                Some((phys, flags)) => {
+                    // Widen the rights of a page shared by two segments.
+                    let wanted = protection.page_flags();
+                    let merged = (flags | wanted) & !PageFlags::NO_EXECUTE
+                        | (flags & wanted & PageFlags::NO_EXECUTE);
+                    self.table.unmap_4k(page).map_err(map_error)?;
+                    self.table
+                        .map_4k(page, phys & !(PAGE - 1), merged)
+                        .map_err(map_error)?;
+                    PageTable::flush(page);
+                }
+                None => {
+                    let frame = frame_allocator::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+                    if let Err(error) = self.table.map_4k(page, frame, protection.page_flags()) {
+                        frame_allocator::free(frame);
+                        return Err(map_error(error));
+                    }
+                    self.resident_pages += 1;
+                }
+            }
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Changes the rights of every page in `[start, start + len)`; `ENOMEM` if any page is not
+    /// mapped (nothing is changed then), as Linux's `mprotect`.
+    pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if !start.is_multiple_of(PAGE) || end > USER_END {
+            return Err(Errno::EINVAL);
+        }
+        let mut page = start;
+        while page < end {
+            self.table.translate(page).ok_or(Errno::ENOMEM)?;
+            page += PAGE;
+        }
+        let mut page = start;
+        while page < end {
+            let phys = self
+                .table
+                .unmap_4k(page)
+                .map_err(map_error)?
+                .ok_or(Errno::ENOMEM)?;
+            self.table
+                .map_4k(page, phys, protection.page_flags())
+                .map_err(map_error)?;
+            PageTable::flush(page);
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[start, start + len)`, freeing the frames.
+    pub fn unmap(&mut self, start: u64, len: u64) -> EResult<()> {
+        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+        if !start.is_multiple_of(PAGE) || end > USER_END {
+            return Err(Errno::EINVAL);
+        }
+        let mut page = start;
+        while page < end {
+            if let Some(phys) = self.table.unmap_4k(page).map_err(map_error)? {
+                frame_allocator::free(phys);
+                self.resident_pages -= 1;
+                PageTable::flush(page);
+            }
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// A copy for `fork`: every mapped page duplicated with the same rights. (Eager copying;
+    /// copy-on-write is the planned refinement.)
+    pub fn duplicate(&self) -> EResult<Self> {
+        let mut copy = Self::new()?;
+        copy.brk_start = self.brk_start;
+        copy.brk = self.brk;
+        copy.mmap_top = self.mmap_top;
+        let mut result = Ok(());
+        self.table.for_each_user_page(&mut |virt, phys, flags| {
+            if result.is_err() {
+                return;
+            }
+            let Some(frame) = frame_allocator::alloc() else {
+                result = Err(Errno::ENOMEM);
+                return;
+            };
+            // SAFETY: both frames are RAM reached through the direct map; `frame` is fresh and
+            // owned by nobody else, `phys` is mapped in the (stopped) parent.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(phys) as *const u8,
+                    phys_to_virt(frame) as *mut u8,
+                    PAGE_SIZE,
+                )
+            };
+            match copy.table.map_4k(virt, frame, flags) {
+                Ok(()) => copy.resident_pages += 1,
+                Err(error) => {
+                    frame_allocator::free(frame);
+                    result = Err(map_error(error));
+                }
+            }
+        });
+        result.map(|()| copy)
+    }
+
+    /// The physical address behind user address `address`, if mapped with at least `need`.
+    fn resolve(&self, address: u64, need: PageFlags) -> EResult<u64> {
+        if address >= USER_END {
+            return Err(Errno::EFAULT);
+        }
+        let (phys, flags) = self.table.translate(address).ok_or(Errno::EFAULT)?;
+        if !flags.contains(need | PageFlags::USER) || !is_ram(phys, 1) {
+            return Err(Errno::EFAULT);
+        }
+        Ok(phys)
+    }
+
+    /// Walks `[address, address + len)` page by page: `f(phys, offset_in_buffer, chunk_len)`.
+    fn for_each_chunk(
+        &self,
+        address: u64,
+        len: usize,
+        need: PageFlags,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> EResult<()> {
+        let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        if end > USER_END {
+            return Err(Errno::EFAULT);
+        }
+        // Check everything first, so a failed copy has no effect.
+        let mut cursor = address;
+        while cursor < end {
+            self.resolve(cursor, need)?;
+            cursor = (cursor | (PAGE - 1)) + 1;
+        }
+        let mut done = 0usize;
+        let mut cursor = address;
+        while cursor < end {
+            let chunk = (((cursor | (PAGE - 1)) + 1).min(end) - cursor) as usize;
+            f(self.resolve(cursor, need)?, done, chunk);
+            done += chunk;
+            cursor += chunk as u64;
+        }
+        Ok(())
+    }
+
+    /// Copies user memory into `out`.
+    pub fn read(&self, from: UserSlice<Read>, out: &mut [u8]) -> EResult<()> {
+        if out.len() != from.len {
+            return Err(Errno::EINVAL);
+        }
+        self.for_each_chunk(
+            from.address,
+            from.len,
+            PageFlags::PRESENT,
+            |phys, at, len| {
+                // SAFETY: `phys..phys + len` is user RAM inside one page (checked), reached through
+                // the direct map; `out` is a distinct kernel buffer.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        phys_to_virt(phys) as *const u8,
+                        out[at..].as_mut_ptr(),
+                        len,
+                    )
+                }
+            },
+        )
+    }
+
+    /// Copies `data` into user memory.
+    pub fn write(&self, to: UserSlice<Write>, data: &[u8]) -> EResult<()> {
+        if data.len() != to.len {
+            return Err(Errno::EINVAL);
+        }
+        self.for_each_chunk(to.address, to.len, PageFlags::WRITABLE, |phys, at, len| {
+            // SAFETY: as in `read`, with the page checked writable by the user.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    data[at..].as_ptr(),
+                    phys_to_virt(phys) as *mut u8,
+                    len,
+                )
+            }
+        })
+    }
+
+    /// Writes `data` at `address` regardless of the page's user rights (loading an executable
+    /// into read-only segments, building the initial stack).
+    pub fn load(&self, address: u64, data: &[u8]) -> EResult<()> {
+        self.for_each_chunk(address, data.len(), PageFlags::PRESENT, |phys, at, len| {
+            // SAFETY: as in `read`; the kernel is initialising pages it just mapped.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    data[at..].as_ptr(),
+                    phys_to_virt(phys) as *mut u8,
+                    len,
+                )
+            }
+        })
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+    pub fn read_c_string(&self, address: u64, max: usize) -> EResult<String> {
+        let mut bytes = Vec::new();
+        let mut cursor = address;
+        loop {
+            let mut byte = [0u8];
+            self.read(UserSlice::new(cursor, 1)?, &mut byte)?;
+            if byte[0] == 0 {
+                break;
+            }
+            if bytes.len() == max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            bytes.push(byte[0]);
+            cursor += 1;
+        }
+        String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
+    }
+
+    /// Reads one `u64` (argv/envp pointer arrays).
+    pub fn read_u64(&self, address: u64) -> EResult<u64> {
+        let mut bytes = [0u8; 8];
+        self.read(UserSlice::new(address, 8)?, &mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        self.table.free_user_half(&mut |_| false);
+        frame_allocator::free(self.table.root_phys());
+    }
+}
+
+/// Marker: the kernel may read through this slice.
+pub struct Read;
+/// Marker: the kernel may write through this slice.
+pub struct Write;
+
+/// A range of user memory with the right to read or write it, checked for being in the user
+/// half when made; mapping and rights are checked on every copy.
+pub struct UserSlice<Access> {
+    address: u64,
+    len: usize,
+    access: PhantomData<Access>,
+}
+
+impl<Access> UserSlice<Access> {
+    pub fn new(address: u64, len: usize) -> EResult<Self> {
+        let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        if end > USER_END {
+            return Err(Errno::EFAULT);
+        }
+        Ok(Self {
+            address,
+            len,
+            access: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! The system-call boundary: one declarative table from Linux's x86_64 numbers to handlers.
+//!
+//! Handlers receive the raw argument registers and validate them here, at the boundary — flags
+//! against the bits Linux defines, pointers into `UserSlice`s — before calling into a subsystem.
+//! Every failure is an `Errno`, returned to userspace as `-errno`; nothing userspace passes can
+//! panic the kernel. An unknown number is `ENOSYS`, logged once per number with its name.
+//! Booting with `strace` logs every call with its arguments and result.
+
+mod names;
+mod process;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::errno::{EResult, Errno};
+use crate::kprintln;
+
+/// The six argument registers, in the x86_64 syscall order (rdi, rsi, rdx, r10, r8, r9).
+#[derive(Clone, Copy, Debug)]
+pub struct Args(pub [u64; 6]);
+
+/// One system call: its arguments and the caller's saved user context (which `fork` copies and
+/// `execve` replaces).
+pub struct Call<'a> {
+    pub args: Args,
+    pub frame: &'a mut TrapFrame,
+}
+
+type Handler = fn(&mut Call<'_>) -> EResult<u64>;
+
+/// Declares the table: `number => handler` (the name comes from `names`).
+macro_rules! syscall_table {
+    ($($number:literal => $handler:path),* $(,)?) => {
+        fn handler(number: u64) -> Option<Handler> {
+            match number {
+                $($number => Some($handler),)*
+                _ => None,
+            }
+        }
+
+        /// Every implemented system call number (for tests and docs/abi.md).
+        pub const IMPLEMENTED: &[u64] = &[$($number),*];
+    };
+}
+
+syscall_table! {
+    1 => process::write,
+    9 => process::mmap,
+    10 => process::mprotect,
+    11 => process::munmap,
+    12 => process::brk,
+    16 => process::ioctl,
+    20 => process::writev,
+    24 => process::sched_yield,
+    35 => process::nanosleep,
+    39 => process::getpid,
+    57 => process::fork,
+    58 => process::fork,
+    59 => process::execve,
+    60 => process::exit,
+    61 => process::wait4,
+    63 => process::uname,
+    102 => process::getuid,
+    104 => process::getgid,
+    107 => process::getuid,
+    108 => process::getgid,
+    110 => process::getppid,
+    158 => process::arch_prctl,
+    186 => process::getpid,
+    218 => process::set_tid_address,
+    228 => process::clock_gettime,
+    231 => process::exit_group,
+    318 => process::getrandom,
+}
+
+const EXECVE: u64 = 59;
+
+static STRACE: AtomicBool = AtomicBool::new(false);
+/// Bit `n` set: unknown syscall `n` was already reported (numbers 0..512).
+static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+/// Installs the handler for `SYSCALL`; `strace` on the command line logs every call.
+pub fn init(cmdline: &crate::boot::Cmdline) {
+    STRACE.store(cmdline.has("strace"), Ordering::Relaxed);
+    crate::arch::x86_64::usermode::init(dispatch);
+}
+
+fn dispatch(frame: &mut TrapFrame) {
+    let number = frame.rax;
+    let args = Args([
+        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
+    ]);
+    let mut call = Call { args, frame };
+    let result = match handler(number) {
+        Some(handler) => handler(&mut call),
+        None => {
+            report_unknown(number);
+            Err(Errno::ENOSYS)
+        }
+    };
+    if STRACE.load(Ordering::Relaxed) {
+        let name = names::name(number).unwrap_or("?");
+        let [a, b, c, d, e, f] = args.0;
+        match result {
+            Ok(value) => kprintln!(
+                "strace: {name}({a:#x}, {b:#x}, {c:#x}, {d:#x}, {e:#x}, {f:#x}) = {value:#x}"
+            ),
+            Err(errno) => kprintln!(
+                "strace: {name}({a:#x}, {b:#x}, {c:#x}, {d:#x}, {e:#x}, {f:#x}) = -1 {errno}"
+            ),
+        }
+    }
+    let frame = call.frame;
+    if number == EXECVE && result.is_ok() {
+        // The frame now describes the new program; its RAX (0) stays.
+        return;
+    }
+    frame.rax = match result {
+        Ok(value) => value,
+        Err(errno) => errno.to_syscall_return(),
+    };
+}
+
+fn report_unknown(number: u64) {
+    let index = number as usize;
+    if index < 512 {
+        let bit = 1u64 << (index % 64);
+        if REPORTED[index / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return;
+        }
+    }
+    let name = names::name(number).unwrap_or("unassigned");
+    let who =
+        crate::task::with_current(|p| alloc::format!("{}[{}]", p.name, p.pid)).unwrap_or_default();
+    kprintln!("syscall: {who} called unimplemented system call {number} ({name}): ENOSYS");
+}
+
+crate::kernel_test!(syscall_table_is_consistent, {
+    for &number in IMPLEMENTED {
+        crate::check!(
+            names::name(number).is_some(),
+            "every implemented number has a name"
+        );
+    }
+    crate::check_eq!(names::name(0), Some("read"));
+    crate::check_eq!(names::name(59), Some("execve"));
+    crate::check_eq!(names::name(100_000), None);
+    crate::check!(handler(100_000).is_none());
+});

@@ -1,0 +1,383 @@
+//! Process, memory and console system calls available before the VFS and scheduler.
+
+use alloc::vec;
+
+use super::Call;
+use crate::errno::{EResult, Errno};
+use crate::mm::user::{Protection, UserSlice};
+use crate::task::{self, ExitStatus};
+
+fn fd(value: u64) -> EResult<i32> {
+    i32::try_from(value as i64).map_err(|_| Errno::EBADF)
+}
+
+/// Console output for fds 1 and 2 until the file table exists.
+fn console_write(fd: i32, data: &[u8]) -> EResult<u64> {
+    match fd {
+        1 | 2 => {
+            crate::console::write_user(data);
+            Ok(data.len() as u64)
+        }
+        _ => Err(Errno::EBADF),
+    }
+}
+
+/// Largest single transfer, as Linux's MAX_RW_COUNT (rounded).
+const MAX_RW: usize = 0x7fff_f000;
+
+pub fn write(call: &mut Call<'_>) -> EResult<u64> {
+    let fd = fd(call.args.0[0])?;
+    let len = (call.args.0[2] as usize).min(MAX_RW);
+    let source = UserSlice::new(call.args.0[1], len)?;
+    let mut data = vec![0u8; len];
+    task::with_current(|p| p.space.read(source, &mut data))??;
+    console_write(fd, &data)
+}
+
+pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
+    let fd = fd(call.args.0[0])?;
+    let count = call.args.0[2];
+    if count > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let mut total = 0u64;
+    for i in 0..count {
+        let entry = call.args.0[1].checked_add(i * 16).ok_or(Errno::EFAULT)?;
+        let (base, len) = task::with_current(|p| {
+            Ok::<_, Errno>((p.space.read_u64(entry)?, p.space.read_u64(entry + 8)?))
+        })??;
+        if len == 0 {
+            continue;
+        }
+        let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW);
+        let source = UserSlice::new(base, len)?;
+        let mut data = vec![0u8; len];
+        task::with_current(|p| p.space.read(source, &mut data))??;
+        total += console_write(fd, &data)?;
+    }
+    Ok(total)
+}
+
+pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
+    let fd = fd(call.args.0[0])?;
+    match fd {
+        // No terminal driver yet: programs asking (isatty) learn the console is not a tty.
+        0..=2 => Err(Errno::ENOTTY),
+        _ => Err(Errno::EBADF),
+    }
+}
+
+pub fn exit(call: &mut Call<'_>) -> EResult<u64> {
+    task::exit_current(ExitStatus::Code((call.args.0[0] & 0xff) as i32))
+}
+
+pub fn exit_group(call: &mut Call<'_>) -> EResult<u64> {
+    exit(call)
+}
+
+pub fn getpid(_: &mut Call<'_>) -> EResult<u64> {
+    task::with_current(|p| u64::from(p.pid))
+}
+
+pub fn getppid(_: &mut Call<'_>) -> EResult<u64> {
+    task::with_current(|p| u64::from(p.ppid))
+}
+
+pub fn getuid(_: &mut Call<'_>) -> EResult<u64> {
+    Ok(0)
+}
+
+pub fn getgid(_: &mut Call<'_>) -> EResult<u64> {
+    Ok(0)
+}
+
+pub fn set_tid_address(call: &mut Call<'_>) -> EResult<u64> {
+    task::with_current(|p| {
+        p.clear_child_tid = call.args.0[0];
+        u64::from(p.pid)
+    })
+}
+
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+
+pub fn arch_prctl(call: &mut Call<'_>) -> EResult<u64> {
+    match call.args.0[0] {
+        ARCH_SET_FS => {
+            let base = call.args.0[1];
+            if base >= crate::mm::user::USER_END {
+                return Err(Errno::EPERM);
+            }
+            task::with_current(|p| p.fs_base = base)?;
+            crate::arch::x86_64::usermode::set_user_fs_base(base);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            let base = task::with_current(|p| p.fs_base)?;
+            let target = UserSlice::new(call.args.0[1], 8)?;
+            task::with_current(|p| p.space.write(target, &base.to_le_bytes()))??;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `struct utsname`: six 65-byte fields.
+pub fn uname(call: &mut Call<'_>) -> EResult<u64> {
+    let fields = [
+        "Linux",
+        "cadenza",
+        "6.1.0-cadenza",
+        concat!("#1 Cadenza ", env!("CARGO_PKG_VERSION")),
+        "x86_64",
+        "(none)",
+    ];
+    let mut buf = [0u8; 6 * 65];
+    for (i, field) in fields.iter().enumerate() {
+        buf[i * 65..i * 65 + field.len()].copy_from_slice(field.as_bytes());
+    }
+    let target = UserSlice::new(call.args.0[0], buf.len())?;
+    task::with_current(|p| p.space.write(target, &buf))??;
+    Ok(0)
+}
+
+pub fn brk(call: &mut Call<'_>) -> EResult<u64> {
+    let wanted = call.args.0[0];
+    task::with_current(|p| {
+        let space = &mut p.space;
+        // Linux: an invalid request returns the current break.
+        if wanted < space.brk_start || wanted > space.brk_start + (1 << 30) {
+            return space.brk;
+        }
+        let old_end = space.brk.div_ceil(4096) * 4096;
+        let new_end = wanted.div_ceil(4096) * 4096;
+        let result = if new_end > old_end {
+            space.map_zeroed(
+                old_end,
+                new_end - old_end,
+                Protection {
+                    write: true,
+                    execute: false,
+                },
+            )
+        } else {
+            space.unmap(new_end, old_end - new_end)
+        };
+        if result.is_ok() {
+            space.brk = wanted;
+        }
+        space.brk
+    })
+}
+
+const PROT_READ: u64 = 1;
+const PROT_WRITE: u64 = 2;
+const PROT_EXEC: u64 = 4;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_KNOWN: u64 = 0x01 | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | 0x4000 /* NORESERVE */ | 0x100 /* GROWSDOWN */ | 0x8000 /* POPULATE */;
+
+/// Anonymous private mappings (files come with the VFS).
+pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
+    let [hint, len, prot, flags, _fd, offset] = call.args.0;
+    if len == 0 || flags & !MAP_KNOWN != 0 || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MAP_ANONYMOUS == 0 {
+        return Err(Errno::ENODEV);
+    }
+    if flags & MAP_PRIVATE == 0 || offset % 4096 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_add(4095).ok_or(Errno::ENOMEM)? & !4095;
+    let protection = Protection {
+        write: prot & PROT_WRITE != 0,
+        execute: prot & PROT_EXEC != 0,
+    };
+    task::with_current(|p| {
+        let space = &mut p.space;
+        let start = if flags & MAP_FIXED != 0 {
+            if hint % 4096 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            space.unmap(hint, len)?;
+            hint
+        } else {
+            let start = space.mmap_top.checked_sub(len).ok_or(Errno::ENOMEM)?;
+            if start <= space.brk_start + (1 << 30) {
+                return Err(Errno::ENOMEM);
+            }
+            space.mmap_top = start - 4096;
+            start
+        };
+        space.map_zeroed(start, len, protection)?;
+        Ok(start)
+    })?
+}
+
+pub fn mprotect(call: &mut Call<'_>) -> EResult<u64> {
+    let [start, len, prot, ..] = call.args.0;
+    // PROT_GROWSDOWN/GROWSUP (0x0100_0000/0x0200_0000) are accepted and ignored.
+    if start % 4096 != 0 || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0300_0000) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = len.checked_add(4095).ok_or(Errno::ENOMEM)? & !4095;
+    let protection = Protection {
+        write: prot & PROT_WRITE != 0,
+        execute: prot & PROT_EXEC != 0,
+    };
+    task::with_current(|p| p.space.protect(start, len, protection))??;
+    Ok(0)
+}
+
+pub fn munmap(call: &mut Call<'_>) -> EResult<u64> {
+    let [start, len, ..] = call.args.0;
+    if start % 4096 != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_add(4095).ok_or(Errno::EINVAL)? & !4095;
+    task::with_current(|p| p.space.unmap(start, len))??;
+    Ok(0)
+}
+
+pub fn clock_gettime(call: &mut Call<'_>) -> EResult<u64> {
+    let [clock, target, ..] = call.args.0;
+    // CLOCK_REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW, *_COARSE, BOOTTIME.
+    if clock > 7 {
+        return Err(Errno::EINVAL);
+    }
+    let ns = crate::time::now_ns();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
+    bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
+    let target = UserSlice::new(target, 16)?;
+    task::with_current(|p| p.space.write(target, &bytes))??;
+    Ok(0)
+}
+
+pub fn getrandom(call: &mut Call<'_>) -> EResult<u64> {
+    let [target, len, flags, ..] = call.args.0;
+    // GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE
+    if flags & !0x7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = (len as usize).min(1 << 20);
+    let target = UserSlice::new(target, len)?;
+    let mut bytes = vec![0u8; len];
+    let mut state = crate::arch::x86_64::cpu::rdtsc() | 1;
+    for byte in &mut bytes {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+    }
+    task::with_current(|p| p.space.write(target, &bytes))??;
+    Ok(len as u64)
+}
+
+pub fn fork(call: &mut Call<'_>) -> EResult<u64> {
+    task::fork(call.frame).map(u64::from)
+}
+
+const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2;
+const WCONTINUED: u64 = 8;
+const WALL: u64 = 0x4000_0000;
+const WCLONE: u64 = 0x8000_0000;
+
+pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, status, options, rusage, ..] = call.args.0;
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pid = pid as i32 as i64;
+    let which = match pid {
+        -1 => task::WaitFor::Any,
+        p if p > 0 => task::WaitFor::Pid(p as u32),
+        // Process groups arrive with job control.
+        _ => task::WaitFor::Any,
+    };
+    if status != 0 {
+        UserSlice::<crate::mm::user::Write>::new(status, 4)?;
+    }
+    if rusage != 0 {
+        UserSlice::<crate::mm::user::Write>::new(rusage, 144)?;
+    }
+    match task::wait_child(which, options & WNOHANG != 0)? {
+        None => Ok(0),
+        Some((child, exit)) => {
+            if status != 0 {
+                let target = UserSlice::new(status, 4)?;
+                task::with_current(|p| p.space.write(target, &exit.wait_status().to_le_bytes()))??;
+            }
+            if rusage != 0 {
+                let target = UserSlice::new(rusage, 144)?;
+                task::with_current(|p| p.space.write(target, &[0u8; 144]))??;
+            }
+            Ok(u64::from(child))
+        }
+    }
+}
+
+/// Reads a NULL-terminated array of string pointers (argv, envp).
+fn read_string_array(address: u64) -> EResult<alloc::vec::Vec<alloc::string::String>> {
+    let mut strings = alloc::vec::Vec::new();
+    if address == 0 {
+        return Ok(strings);
+    }
+    let mut total = 0usize;
+    for i in 0..4096u64 {
+        let pointer = task::with_current(|p| p.space.read_u64(address + i * 8))??;
+        if pointer == 0 {
+            return Ok(strings);
+        }
+        let string = task::with_current(|p| p.space.read_c_string(pointer, 128 * 1024))??;
+        total += string.len() + 1;
+        if total > 256 * 1024 {
+            return Err(Errno::E2BIG);
+        }
+        strings.push(string);
+    }
+    Err(Errno::E2BIG)
+}
+
+pub fn execve(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, argv, envp, ..] = call.args.0;
+    let path = task::with_current(|p| p.space.read_c_string(path, 4096))??;
+    let argv = read_string_array(argv)?;
+    let envp = read_string_array(envp)?;
+    let image = crate::exec::read_executable(&path)?;
+    let argv: alloc::vec::Vec<&str> = argv.iter().map(|s| s.as_str()).collect();
+    let envp: alloc::vec::Vec<&str> = envp.iter().map(|s| s.as_str()).collect();
+    task::exec(&path, &image, &argv, &envp, call.frame)?;
+    Ok(0)
+}
+
+pub fn sched_yield(_: &mut Call<'_>) -> EResult<u64> {
+    task::schedule();
+    Ok(0)
+}
+
+pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
+    let [request, _remaining, ..] = call.args.0;
+    let mut bytes = [0u8; 16];
+    let source = UserSlice::new(request, 16)?;
+    task::with_current(|p| p.space.read(source, &mut bytes))??;
+    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
+        return Err(Errno::EINVAL);
+    }
+    let deadline = crate::time::now_ns()
+        .saturating_add((seconds as u64).saturating_mul(1_000_000_000))
+        .saturating_add(nanos as u64);
+    while crate::time::now_ns() < deadline {
+        task::schedule();
+        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+    }
+    Ok(0)
+}

@@ -1,0 +1,474 @@
+//! Processes and the scheduler.
+//!
+//! A task is a user process with its own kernel stack, address space and FPU state. The
+//! scheduler is round-robin with a 10 ms time slice: the timer tick asks for a reschedule, which
+//! happens on the way back to user mode (kernel code is not preempted), and a task that waits
+//! (`wait4`) gives up the CPU itself. The boot context becomes the idle task.
+//!
+//! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
+//! reads it through `for_each_process`, so they cannot disagree.
+
+mod kernel_stack;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::x86_64::context::{self, FpuState};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::arch::x86_64::{cpu, usermode};
+use crate::errno::{EResult, Errno};
+use crate::exec::{self, Program};
+use crate::kprintln;
+use crate::mm::user::AddressSpace;
+use crate::sync::IrqSpinLock;
+use kernel_stack::KernelStack;
+
+pub type Pid = u32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(u8),
+}
+
+impl ExitStatus {
+    /// The `wstatus` value `wait4` reports.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            Self::Code(code) => (code & 0xff) << 8,
+            Self::Signal(signal) => i32::from(signal & 0x7f),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Runnable,
+    Running,
+    /// Blocked in `wait4` until a child changes state.
+    WaitingForChild,
+    Zombie(ExitStatus),
+}
+
+impl State {
+    /// The letter `ps` and /proc/<pid>/stat use.
+    pub fn letter(self) -> char {
+        match self {
+            Self::Runnable | Self::Running => 'R',
+            Self::WaitingForChild => 'S',
+            Self::Zombie(_) => 'Z',
+        }
+    }
+}
+
+pub struct Process {
+    pub pid: Pid,
+    pub ppid: Pid,
+    /// `comm`: the executable's base name, at most 15 bytes like Linux.
+    pub name: String,
+    pub state: State,
+    pub space: AddressSpace,
+    pub fs_base: u64,
+    pub clear_child_tid: u64,
+    pub start_ns: u64,
+    kernel_stack: KernelStack,
+    kernel_rsp: u64,
+    fpu: Box<FpuState>,
+    /// Where a new task enters user mode the first time.
+    entry_frame: TrapFrame,
+}
+
+struct Scheduler {
+    tasks: BTreeMap<Pid, Box<Process>>,
+    run_queue: VecDeque<Pid>,
+    /// 0: the idle (boot) context.
+    current: Pid,
+    idle_rsp: u64,
+    next_pid: Pid,
+}
+
+static SCHEDULER: IrqSpinLock<Scheduler> = IrqSpinLock::new(Scheduler {
+    tasks: BTreeMap::new(),
+    run_queue: VecDeque::new(),
+    current: 0,
+    idle_rsp: 0,
+    next_pid: 1,
+});
+
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` on the current process (`ESRCH` in the idle context).
+pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> EResult<R> {
+    let mut scheduler = SCHEDULER.lock();
+    let current = scheduler.current;
+    scheduler
+        .tasks
+        .get_mut(&current)
+        .map(|p| f(p))
+        .ok_or(Errno::ESRCH)
+}
+
+/// Calls `f` for every process, in pid order; skipped if the table is locked by the code that
+/// was interrupted (the debugger's view).
+pub fn for_each_process(mut f: impl FnMut(&Process)) {
+    if let Some(scheduler) = SCHEDULER.try_lock() {
+        scheduler.tasks.values().for_each(|p| f(p));
+    }
+}
+
+/// The pid of the running task (0: the idle context); `None` if the scheduler is locked by the
+/// interrupted code.
+pub fn current_pid() -> Option<Pid> {
+    SCHEDULER.try_lock().map(|s| s.current)
+}
+
+/// Where a task that is not running saved its kernel context (`context::switch` layout:
+/// r15, r14, r13, r12, rbx, rbp, return address, from this address up). Pid 0 is idle.
+pub fn saved_kernel_context(pid: Pid) -> Option<u64> {
+    let scheduler = SCHEDULER.try_lock()?;
+    if scheduler.current == pid {
+        return None;
+    }
+    match pid {
+        0 => (scheduler.idle_rsp != 0).then_some(scheduler.idle_rsp),
+        pid => scheduler.tasks.get(&pid).map(|t| t.kernel_rsp),
+    }
+}
+
+fn comm_of(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    base.chars().take(15).collect()
+}
+
+/// First code of every new task, on its own kernel stack: enter user mode.
+extern "C" fn task_entry() -> ! {
+    let frame = with_current(|p| p.entry_frame).unwrap_or_default();
+    usermode::return_to_user(&frame)
+}
+
+fn new_process(
+    pid: Pid,
+    ppid: Pid,
+    name: String,
+    space: AddressSpace,
+    frame: TrapFrame,
+    fpu: Box<FpuState>,
+) -> EResult<Box<Process>> {
+    let kernel_stack = KernelStack::new()?;
+    // SAFETY: the stack was just allocated for this task and nothing else uses it.
+    let kernel_rsp = unsafe { context::prepare_stack(kernel_stack.top(), task_entry) };
+    Ok(Box::new(Process {
+        pid,
+        ppid,
+        name,
+        state: State::Runnable,
+        space,
+        fs_base: 0,
+        clear_child_tid: 0,
+        start_ns: crate::time::now_ns(),
+        kernel_stack,
+        kernel_rsp,
+        fpu,
+        entry_frame: frame,
+    }))
+}
+
+/// Loads `image` as pid 1 and turns the boot context into the idle task; returns only if the
+/// program could not be loaded.
+pub fn start_init(path: &str, image: &[u8], argv: &[&str], envp: &[&str]) -> Errno {
+    let Program { space, frame } = match exec::load_program(image, argv, envp) {
+        Ok(program) => program,
+        Err(error) => return error,
+    };
+    let init = match new_process(
+        1,
+        0,
+        comm_of(path),
+        space,
+        frame,
+        Box::new(FpuState::initial()),
+    ) {
+        Ok(init) => init,
+        Err(error) => return error,
+    };
+    {
+        let mut scheduler = SCHEDULER.lock();
+        scheduler.tasks.insert(1, init);
+        scheduler.run_queue.push_back(1);
+        scheduler.next_pid = 2;
+    }
+    crate::arch::x86_64::trap::set_user_return_hook(user_return);
+    kprintln!("Run {path} as init process");
+    idle()
+}
+
+/// The idle task: run whatever is runnable, halt when nothing is.
+fn idle() -> ! {
+    loop {
+        schedule();
+        cpu::enable_interrupts_and_halt();
+    }
+}
+
+/// Timer tick: the running task's slice is over.
+pub fn tick() {
+    NEED_RESCHED.store(true, Ordering::Relaxed);
+}
+
+/// Called on every return to user mode (system calls and traps).
+fn user_return() {
+    if NEED_RESCHED.swap(false, Ordering::Relaxed) {
+        schedule();
+    }
+}
+
+/// Switches to the next runnable task (or idle). Returns when this context runs again.
+pub fn schedule() {
+    let were_enabled = cpu::interrupts_enabled();
+    cpu::disable_interrupts();
+    let (save, load) = {
+        let mut scheduler = SCHEDULER.lock();
+        let current = scheduler.current;
+        if let Some(task) = scheduler.tasks.get_mut(&current)
+            && task.state == State::Running
+        {
+            task.state = State::Runnable;
+            scheduler.run_queue.push_back(current);
+        }
+        let mut next = 0;
+        while let Some(pid) = scheduler.run_queue.pop_front() {
+            if scheduler
+                .tasks
+                .get(&pid)
+                .is_some_and(|t| t.state == State::Runnable)
+            {
+                next = pid;
+                break;
+            }
+        }
+        if next == current {
+            if let Some(task) = scheduler.tasks.get_mut(&current) {
+                task.state = State::Running;
+            }
+            drop(scheduler);
+            if were_enabled {
+                cpu::enable_interrupts();
+            }
+            return;
+        }
+        // Save the outgoing task's FPU state, load the incoming one's world.
+        if let Some(task) = scheduler.tasks.get_mut(&current) {
+            task.fpu.save();
+        }
+        let save: *mut u64 = match scheduler.tasks.get_mut(&current) {
+            Some(task) => &mut task.kernel_rsp,
+            None => &mut scheduler.idle_rsp,
+        };
+        let load = match scheduler.tasks.get_mut(&next) {
+            Some(task) => {
+                task.state = State::Running;
+                task.space.activate();
+                usermode::set_kernel_stack(task.kernel_stack.top());
+                usermode::set_user_fs_base(task.fs_base);
+                task.fpu.restore();
+                task.kernel_rsp
+            }
+            None => scheduler.idle_rsp,
+        };
+        scheduler.current = next;
+        (save, load)
+    };
+    // SAFETY: interrupts are masked; `load` was saved by a previous switch or prepared for a
+    // new task; `save` points into a boxed task or the scheduler static, both of which outlive
+    // this switch (a task is freed only once reaped, after it last switched away).
+    unsafe { context::switch(save, load) };
+    if were_enabled {
+        cpu::enable_interrupts();
+    }
+}
+
+/// `fork`: a copy of the current process whose user context is `frame` with 0 returned.
+pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
+    let mut child_frame = *frame;
+    child_frame.rax = 0;
+    let mut scheduler = SCHEDULER.lock();
+    let parent_pid = scheduler.current;
+    let parent = scheduler.tasks.get(&parent_pid).ok_or(Errno::ESRCH)?;
+    let space = parent.space.duplicate()?;
+    let mut fpu = Box::new(FpuState::initial());
+    fpu.save();
+    let (name, fs_base) = (parent.name.clone(), parent.fs_base);
+    let pid = scheduler.next_pid;
+    let mut child = new_process(pid, parent_pid, name, space, child_frame, fpu)?;
+    child.fs_base = fs_base;
+    scheduler.next_pid += 1;
+    scheduler.tasks.insert(pid, child);
+    scheduler.run_queue.push_back(pid);
+    Ok(pid)
+}
+
+/// `execve` once the file is read: replace the current program, restart at `frame`.
+pub fn exec(
+    path: &str,
+    image: &[u8],
+    argv: &[&str],
+    envp: &[&str],
+    frame: &mut TrapFrame,
+) -> EResult<()> {
+    let Program {
+        space,
+        frame: entry,
+    } = exec::load_program(image, argv, envp)?;
+    with_current(|p| {
+        space.activate();
+        p.space = space; // the old address space is freed here, no longer active
+        p.name = comm_of(path);
+        p.fs_base = 0;
+        *p.fpu = FpuState::initial();
+        p.fpu.restore();
+    })?;
+    usermode::set_user_fs_base(0);
+    *frame = entry;
+    Ok(())
+}
+
+/// Which children `wait4` waits for.
+#[derive(Clone, Copy, Debug)]
+pub enum WaitFor {
+    Any,
+    Pid(Pid),
+}
+
+/// `wait4`: reaps a zombie child; `None` with `no_hang` if none is ready yet.
+pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitStatus)>> {
+    loop {
+        {
+            let mut scheduler = SCHEDULER.lock();
+            let me = scheduler.current;
+            let matches = |p: &Process| {
+                p.ppid == me
+                    && match which {
+                        WaitFor::Any => true,
+                        WaitFor::Pid(pid) => p.pid == pid,
+                    }
+            };
+            if !scheduler.tasks.values().any(|p| matches(p)) {
+                return Err(Errno::ECHILD);
+            }
+            let zombie = scheduler
+                .tasks
+                .values()
+                .find(|p| matches(p) && matches!(p.state, State::Zombie(_)))
+                .map(|p| p.pid);
+            if let Some(pid) = zombie {
+                let child = scheduler.tasks.remove(&pid).expect("found above");
+                drop(scheduler);
+                let State::Zombie(status) = child.state else {
+                    unreachable!("selected as a zombie")
+                };
+                drop(child); // frees its kernel stack and address space
+                return Ok(Some((pid, status)));
+            }
+            if no_hang {
+                return Ok(None);
+            }
+            if let Some(task) = scheduler.tasks.get_mut(&me) {
+                task.state = State::WaitingForChild;
+            }
+        }
+        schedule();
+    }
+}
+
+/// The current process ends: becomes a zombie for its parent; init ending ends the machine.
+pub fn exit_current(status: ExitStatus) -> ! {
+    let (pid, name) = {
+        let mut scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let (pid, name, ppid) = match scheduler.tasks.get_mut(&me) {
+            Some(task) => {
+                task.state = State::Zombie(status);
+                (task.pid, task.name.clone(), task.ppid)
+            }
+            None => (0, String::new(), 0),
+        };
+        // Orphans go to init.
+        for task in scheduler.tasks.values_mut() {
+            if task.ppid == pid {
+                task.ppid = 1;
+            }
+        }
+        if let Some(parent) = scheduler.tasks.get_mut(&ppid)
+            && parent.state == State::WaitingForChild
+        {
+            parent.state = State::Runnable;
+            scheduler.run_queue.push_back(ppid);
+        }
+        (pid, name)
+    };
+    // Like Linux, only init's end and deaths by signal are worth a console line.
+    match status {
+        ExitStatus::Code(code) if pid == 1 => kprintln!("{name}[{pid}]: exited with status {code}"),
+        ExitStatus::Code(_) => {}
+        ExitStatus::Signal(signal) => {
+            kprintln!(
+                "{name}[{pid}]: killed by signal {signal} ({})",
+                signal_name(signal)
+            )
+        }
+    }
+    if pid == 1 {
+        kprintln!("init has exited; powering off");
+        crate::arch::x86_64::power::exit(crate::arch::x86_64::power::ExitCode::Success);
+    }
+    schedule();
+    unreachable!("a zombie is never scheduled again")
+}
+
+pub fn signal_name(signal: u8) -> &'static str {
+    match signal {
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        _ => "signal",
+    }
+}
+
+/// A CPU exception in user mode: the process gets the matching signal (fatal for now: signal
+/// handlers arrive with the signals work). Printed like Linux's `show_signal_msg`.
+pub fn user_exception(frame: &TrapFrame) -> ! {
+    let signal = match frame.vector {
+        0 | 16 | 19 => 8,
+        1 | 3 => 5,
+        6 => 4,
+        _ => 11,
+    };
+    let mut line = String::new();
+    let (pid, name) = with_current(|p| (p.pid, p.name.clone())).unwrap_or((0, String::new()));
+    if frame.vector == 14 {
+        let _ = write!(
+            line,
+            "{name}[{pid}]: segfault at {:x} ip {:016x} sp {:016x} error {:x}",
+            cpu::read_cr2(),
+            frame.rip,
+            frame.rsp,
+            frame.error_code
+        );
+    } else {
+        let (mnemonic, description) = crate::arch::x86_64::trap::exception_name(frame.vector);
+        let _ = write!(
+            line,
+            "{name}[{pid}]: {description} ({mnemonic}) ip {:016x} sp {:016x}",
+            frame.rip, frame.rsp
+        );
+    }
+    kprintln!("{line}");
+    exit_current(ExitStatus::Signal(signal))
+}

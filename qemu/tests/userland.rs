@@ -1,0 +1,168 @@
+//! Userspace on the real kernel: static musl programs (built here with Debian's musl-gcc) run as
+//! /init from the initramfs, exercising the ELF loader, system calls and their error paths,
+//! fork/execve/wait4, preemption, and fatal faults in user mode.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cadenza_qemu::{BuildOptions, GuestExit, QemuConfig, RunResult, Workspace, build_kernel};
+
+fn workspace() -> Workspace {
+    Workspace::locate().expect("inside the checkout")
+}
+
+fn kernel() -> PathBuf {
+    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            build_kernel(&workspace(), &BuildOptions::default())
+                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
+        })
+        .clone()
+}
+
+/// Compiles `qemu/tests/userland/<name>.c` statically with musl; returns the binary.
+fn program(name: &str) -> PathBuf {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    let out = OUT.get_or_init(|| tempfile::tempdir().unwrap().keep());
+    let binary = out.join(name);
+    if !binary.exists() {
+        let source = workspace()
+            .root()
+            .join("qemu/tests/userland")
+            .join(format!("{name}.c"));
+        let status = Command::new("musl-gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&binary)
+            .arg(&source)
+            .status()
+            .expect("musl-gcc runs (Debian package musl-tools; scripts/setup.sh installs it)");
+        assert!(status.success(), "compiling {}", source.display());
+    }
+    binary
+}
+
+/// Boots with a root file system holding `files` (path in the archive, file to copy).
+fn boot(files: &[(&str, &Path)], append: &str) -> RunResult {
+    let root = tempfile::tempdir().unwrap();
+    let tree = root.path().join("tree");
+    for (name, source) in files {
+        let target = tree.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(source, &target).unwrap();
+    }
+    let archive = root.path().join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(archive);
+    config.append = format!("console=ttyS0 {append}");
+    let result = config.run(Duration::from_secs(120)).expect("QEMU starts");
+    assert_ne!(result.exit, GuestExit::TimedOut, "{}", result.console);
+    result
+}
+
+#[test]
+fn a_static_musl_program_runs_as_init() {
+    let result = boot(&[("init", &program("hello"))], "-- extra");
+    let console = &result.console;
+    for line in [
+        "Run /init as init process",
+        "hello from userspace: argc=2 argv0=/init",
+        "env: HOME=/",
+        "uname: Linux x86_64",
+        "pid=1 ppid=0",
+        "write(bad pointer) = -1 errno=14",
+        "write(kernel pointer) = -1 errno=14",
+        "write(bad fd) = -1 errno=9",
+        "syscall(999) = -1 errno=38",
+        "malloc: 7 9",
+        "init[1]: exited with status 3",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert!(
+        console.contains("unimplemented system call 999"),
+        "ENOSYS is logged once: {console}"
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
+fn fork_exec_wait_and_preemption() {
+    let forkexec = program("forkexec");
+    let result = boot(&[("init", &forkexec), ("forkexec", &forkexec)], "");
+    let console = &result.console;
+    for line in [
+        "exec'd child: argv[2]=two ppid-is-parent=1",
+        "waitpid: same pid exited=1 status=7",
+        "reaped 20 children, exit codes sum 190, then errno=10",
+        "copy on fork: parent sees 1, child exited with 42",
+        "exec of a missing file: errno=2",
+        "preempted the spinner: work done",
+        "init[1]: exited with status 0",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
+fn a_faulting_program_is_killed_not_the_kernel() {
+    let result = boot(&[("init", &program("crash"))], "");
+    let console = &result.console;
+    assert!(console.contains("about to fault"), "{console}");
+    assert!(console.contains("init[1]: segfault at 10 ip "), "{console}");
+    assert!(
+        console.contains("init[1]: killed by signal 11 (SIGSEGV)"),
+        "{console}"
+    );
+    assert!(!console.contains("PANIC"), "{console}");
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
+fn bad_executables_and_missing_init_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script");
+    std::fs::write(&script, "#!/bin/sh\necho not for us\n").unwrap();
+    let result = boot(&[("init", &script)], "");
+    assert!(
+        result
+            .console
+            .contains("init: cannot run /init: ENOEXEC (8)"),
+        "{}",
+        result.console
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+
+    let missing = boot(&[("init", &program("hello"))], "init=/sbin/nothing");
+    assert!(
+        missing
+            .console
+            .contains("init: no /sbin/nothing in the initramfs"),
+        "{}",
+        missing.console
+    );
+}
+
+#[test]
+fn strace_logs_every_system_call() {
+    let result = boot(&[("init", &program("hello"))], "strace");
+    assert!(
+        result.console.contains("strace: uname("),
+        "{}",
+        result.console
+    );
+    assert!(
+        result.console.contains("strace: write(0x1, 0x1, 0x5, "),
+        "{}",
+        result.console
+    );
+    assert!(
+        result.console.contains("= -1 EFAULT (14)"),
+        "{}",
+        result.console
+    );
+}
