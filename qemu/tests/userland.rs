@@ -100,6 +100,8 @@ fn fork_exec_wait_and_preemption() {
         "reaped 20 children, exit codes sum 190, then errno=10",
         "copy on fork: parent sees 1, child exited with 42",
         "exec of a missing file: errno=2",
+        "child groups: setpgid=0 pgid-is-self=1 setsid=-1 errno=1",
+        "parent groups: pgrp=0 sid=0",
         "preempted the spinner: work done",
         "init[1]: exited with status 0",
     ] {
@@ -115,7 +117,7 @@ fn a_faulting_program_is_killed_not_the_kernel() {
     assert!(console.contains("about to fault"), "{console}");
     assert!(console.contains("init[1]: segfault at 10 ip "), "{console}");
     assert!(
-        console.contains("init[1]: killed by signal 11 (SIGSEGV)"),
+        console.contains("init[1]: killed by signal 11 (SIGSEGV) (core dumped)"),
         "{console}"
     );
     assert!(!console.contains("PANIC"), "{console}");
@@ -165,4 +167,24 @@ fn strace_logs_every_system_call() {
         "{}",
         result.console
     );
+}
+
+#[test]
+fn signals_handlers_masks_faults_and_kills() {
+    let result = boot(&[("init", &program("signals"))], "");
+    let console = &result.console;
+    for line in [
+        "SIGUSR1 handled: sig=10 from self=1 fpu intact=1",
+        "blocked SIGUSR2: delivered=0 pending=1",
+        "unblocked SIGUSR2: delivered=12",
+        "caught SIGSEGV at 0x18",
+        "SIGCHLD seen=1 child status=5",
+        "killed child: signaled=1 termsig=15",
+        "kill(nonexistent) = -1 errno=3; kill(bad signal) = -1 errno=22",
+        "init[1]: killed by signal 15 (SIGTERM)",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert!(!console.contains("not reached"));
+    assert_eq!(result.exit, GuestExit::Clean);
 }

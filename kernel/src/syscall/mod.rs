@@ -8,6 +8,7 @@
 
 mod names;
 mod process;
+mod signal;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -49,6 +50,9 @@ syscall_table! {
     10 => process::mprotect,
     11 => process::munmap,
     12 => process::brk,
+    13 => signal::rt_sigaction,
+    14 => signal::rt_sigprocmask,
+    15 => signal::rt_sigreturn,
     16 => process::ioctl,
     20 => process::writev,
     24 => process::sched_yield,
@@ -59,21 +63,31 @@ syscall_table! {
     59 => process::execve,
     60 => process::exit,
     61 => process::wait4,
+    62 => signal::kill,
     63 => process::uname,
     102 => process::getuid,
     104 => process::getgid,
     107 => process::getuid,
     108 => process::getgid,
+    109 => process::setpgid,
     110 => process::getppid,
+    111 => process::getpgrp,
+    112 => process::setsid,
+    121 => process::getpgid,
+    124 => process::getsid,
+    127 => signal::rt_sigpending,
     158 => process::arch_prctl,
     186 => process::getpid,
+    200 => signal::tkill,
     218 => process::set_tid_address,
     228 => process::clock_gettime,
     231 => process::exit_group,
+    234 => signal::tgkill,
     318 => process::getrandom,
 }
 
 const EXECVE: u64 = 59;
+const RT_SIGRETURN: u64 = 15;
 
 static STRACE: AtomicBool = AtomicBool::new(false);
 /// Bit `n` set: unknown syscall `n` was already reported (numbers 0..512).
@@ -111,8 +125,8 @@ fn dispatch(frame: &mut TrapFrame) {
         }
     }
     let frame = call.frame;
-    if number == EXECVE && result.is_ok() {
-        // The frame now describes the new program; its RAX (0) stays.
+    if (number == EXECVE || number == RT_SIGRETURN) && result.is_ok() {
+        // The frame now describes the new program or the interrupted context: RAX stays.
         return;
     }
     frame.rax = match result {

@@ -376,8 +376,42 @@ pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
         .saturating_add((seconds as u64).saturating_mul(1_000_000_000))
         .saturating_add(nanos as u64);
     while crate::time::now_ns() < deadline {
+        if task::signal_pending() {
+            return Err(Errno::EINTR);
+        }
         task::schedule();
         crate::arch::x86_64::cpu::enable_interrupts_and_halt();
     }
     Ok(0)
+}
+
+fn pid_arg(value: u64) -> EResult<task::Pid> {
+    let value = value as i64 as i32;
+    u32::try_from(value).map_err(|_| Errno::EINVAL)
+}
+
+pub fn setpgid(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, pgid, ..] = call.args.0;
+    task::set_process_group(pid_arg(pid)?, pid_arg(pgid)?)?;
+    Ok(0)
+}
+
+pub fn getpgid(call: &mut Call<'_>) -> EResult<u64> {
+    Ok(u64::from(
+        task::group_and_session(pid_arg(call.args.0[0])?)?.0,
+    ))
+}
+
+pub fn getpgrp(_: &mut Call<'_>) -> EResult<u64> {
+    Ok(u64::from(task::group_and_session(0)?.0))
+}
+
+pub fn getsid(call: &mut Call<'_>) -> EResult<u64> {
+    Ok(u64::from(
+        task::group_and_session(pid_arg(call.args.0[0])?)?.1,
+    ))
+}
+
+pub fn setsid(_: &mut Call<'_>) -> EResult<u64> {
+    task::new_session().map(u64::from)
 }

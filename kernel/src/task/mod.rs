@@ -9,6 +9,7 @@
 //! reads it through `for_each_process`, so they cannot disagree.
 
 mod kernel_stack;
+pub mod signal;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -31,7 +32,7 @@ pub type Pid = u32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     Code(i32),
-    Signal(u8),
+    Signal { signal: u8, core: bool },
 }
 
 impl ExitStatus {
@@ -39,7 +40,7 @@ impl ExitStatus {
     pub fn wait_status(self) -> i32 {
         match self {
             Self::Code(code) => (code & 0xff) << 8,
-            Self::Signal(signal) => i32::from(signal & 0x7f),
+            Self::Signal { signal, core } => i32::from(signal & 0x7f) | if core { 0x80 } else { 0 },
         }
     }
 }
@@ -67,6 +68,10 @@ impl State {
 pub struct Process {
     pub pid: Pid,
     pub ppid: Pid,
+    /// Process group and session (job control).
+    pub pgid: Pid,
+    pub sid: Pid,
+    pub signals: signal::Signals,
     /// `comm`: the executable's base name, at most 15 bytes like Linux.
     pub name: String,
     pub state: State,
@@ -163,6 +168,11 @@ fn new_process(
     Ok(Box::new(Process {
         pid,
         ppid,
+        // As on Linux, init starts in session 0, group 0 (it calls setsid itself); everyone
+        // else inherits these from the parent at fork.
+        pgid: 0,
+        sid: 0,
+        signals: signal::Signals::default(),
         name,
         state: State::Runnable,
         space,
@@ -218,11 +228,172 @@ pub fn tick() {
     NEED_RESCHED.store(true, Ordering::Relaxed);
 }
 
-/// Called on every return to user mode (system calls and traps).
-fn user_return() {
+/// Called on every return to user mode (system calls and traps): switch tasks if the slice is
+/// over, then act on pending signals.
+fn user_return(frame: &mut TrapFrame) {
     if NEED_RESCHED.swap(false, Ordering::Relaxed) {
         schedule();
     }
+    deliver_signals(frame);
+}
+
+fn deliver_signals(frame: &mut TrapFrame) {
+    let delivery = with_current(|p| p.signals.take()).unwrap_or(signal::Delivery::None);
+    match delivery {
+        signal::Delivery::None => {}
+        signal::Delivery::Terminate { signal, core } => {
+            if signal == signal::SIGSEGV || signal == signal::SIGBUS {
+                report_fault(frame);
+            }
+            exit_current(ExitStatus::Signal { signal, core });
+        }
+        signal::Delivery::Handle {
+            signal,
+            action,
+            info,
+        } => {
+            let entered = with_current(|p| {
+                p.fpu.save();
+                signal::enter_handler(
+                    &p.space,
+                    &mut p.signals,
+                    &p.fpu,
+                    frame,
+                    signal,
+                    action,
+                    info,
+                )
+            });
+            if !matches!(entered, Ok(Ok(()))) {
+                // No usable stack for the frame: Linux kills with SIGSEGV.
+                exit_current(ExitStatus::Signal {
+                    signal: signal::SIGSEGV,
+                    core: true,
+                });
+            }
+        }
+    }
+}
+
+/// `rt_sigreturn`.
+pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
+    with_current(|p| {
+        signal::restore(&p.space, &mut p.signals, &mut p.fpu, frame)?;
+        p.fpu.restore();
+        Ok(())
+    })?
+}
+
+/// Sends `signal` to process `pid` (`kill`); 0 only checks that it exists.
+pub fn send_signal(pid: Pid, signal: u8, info: signal::Info) -> EResult<()> {
+    let mut scheduler = SCHEDULER.lock();
+    let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
+    if matches!(task.state, State::Zombie(_)) {
+        return Ok(());
+    }
+    if signal != 0 {
+        task.signals.post(signal, info);
+        wake_for_signal(&mut scheduler, pid);
+    }
+    Ok(())
+}
+
+/// Sends `signal` to every process `select` picks; `ESRCH` if none.
+pub fn send_signal_to(
+    select: impl Fn(&Process) -> bool,
+    signal: u8,
+    info: signal::Info,
+) -> EResult<()> {
+    let mut scheduler = SCHEDULER.lock();
+    let targets: alloc::vec::Vec<Pid> = scheduler
+        .tasks
+        .values()
+        .filter(|p| !matches!(p.state, State::Zombie(_)) && select(p))
+        .map(|p| p.pid)
+        .collect();
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    for pid in targets {
+        if signal != 0
+            && let Some(task) = scheduler.tasks.get_mut(&pid)
+        {
+            task.signals.post(signal, info);
+            wake_for_signal(&mut scheduler, pid);
+        }
+    }
+    Ok(())
+}
+
+/// A task blocked in an interruptible wait runs again to notice a deliverable signal.
+fn wake_for_signal(scheduler: &mut Scheduler, pid: Pid) {
+    if let Some(task) = scheduler.tasks.get_mut(&pid)
+        && task.state == State::WaitingForChild
+        && task.signals.has_deliverable()
+    {
+        task.state = State::Runnable;
+        scheduler.run_queue.push_back(pid);
+    }
+}
+
+/// `setpgid(pid, pgid)` with Linux's rules: the caller or its child, within the same session,
+/// not a session leader.
+pub fn set_process_group(pid: Pid, pgid: Pid) -> EResult<()> {
+    let mut scheduler = SCHEDULER.lock();
+    let me = scheduler.current;
+    let my_sid = scheduler.tasks.get(&me).ok_or(Errno::ESRCH)?.sid;
+    let target_pid = if pid == 0 { me } else { pid };
+    let target = scheduler.tasks.get(&target_pid).ok_or(Errno::ESRCH)?;
+    if target_pid != me && target.ppid != me {
+        return Err(Errno::ESRCH);
+    }
+    if target.sid != my_sid {
+        return Err(Errno::EPERM);
+    }
+    if target.sid == target_pid {
+        return Err(Errno::EPERM);
+    }
+    let group = if pgid == 0 { target_pid } else { pgid };
+    if group != target_pid
+        && !scheduler
+            .tasks
+            .values()
+            .any(|p| p.pgid == group && p.sid == my_sid)
+    {
+        return Err(Errno::EPERM);
+    }
+    scheduler
+        .tasks
+        .get_mut(&target_pid)
+        .ok_or(Errno::ESRCH)?
+        .pgid = group;
+    Ok(())
+}
+
+/// `setsid`: a new session and group led by the caller (EPERM for a group leader).
+pub fn new_session() -> EResult<Pid> {
+    let mut scheduler = SCHEDULER.lock();
+    let me = scheduler.current;
+    let task = scheduler.tasks.get_mut(&me).ok_or(Errno::ESRCH)?;
+    if task.pgid == me {
+        return Err(Errno::EPERM);
+    }
+    task.sid = me;
+    task.pgid = me;
+    Ok(me)
+}
+
+/// `getpgid`/`getsid` of `pid` (0: the caller).
+pub fn group_and_session(pid: Pid) -> EResult<(Pid, Pid)> {
+    let scheduler = SCHEDULER.lock();
+    let pid = if pid == 0 { scheduler.current } else { pid };
+    let task = scheduler.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+    Ok((task.pgid, task.sid))
+}
+
+/// Whether the current task has a signal that should interrupt a blocking call (`EINTR`).
+pub fn signal_pending() -> bool {
+    with_current(|p| p.signals.has_deliverable()).unwrap_or(false)
 }
 
 /// Switches to the next runnable task (or idle). Returns when this context runs again.
@@ -301,9 +472,12 @@ pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
     let (name, fs_base) = (parent.name.clone(), parent.fs_base);
+    let (pgid, sid, mut signals) = (parent.pgid, parent.sid, parent.signals.clone());
+    signals.clear_pending();
     let pid = scheduler.next_pid;
     let mut child = new_process(pid, parent_pid, name, space, child_frame, fpu)?;
     child.fs_base = fs_base;
+    (child.pgid, child.sid, child.signals) = (pgid, sid, signals);
     scheduler.next_pid += 1;
     scheduler.tasks.insert(pid, child);
     scheduler.run_queue.push_back(pid);
@@ -327,6 +501,7 @@ pub fn exec(
         p.space = space; // the old address space is freed here, no longer active
         p.name = comm_of(path);
         p.fs_base = 0;
+        p.signals.reset_for_exec();
         *p.fpu = FpuState::initial();
         p.fpu.restore();
     })?;
@@ -376,6 +551,9 @@ pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitSta
                 return Ok(None);
             }
             if let Some(task) = scheduler.tasks.get_mut(&me) {
+                if task.signals.has_deliverable() {
+                    return Err(Errno::EINTR);
+                }
                 task.state = State::WaitingForChild;
             }
         }
@@ -401,24 +579,36 @@ pub fn exit_current(status: ExitStatus) -> ! {
                 task.ppid = 1;
             }
         }
-        if let Some(parent) = scheduler.tasks.get_mut(&ppid)
-            && parent.state == State::WaitingForChild
-        {
-            parent.state = State::Runnable;
-            scheduler.run_queue.push_back(ppid);
+        if let Some(parent) = scheduler.tasks.get_mut(&ppid) {
+            let (code, status) = match status {
+                ExitStatus::Code(code) => (signal::CLD_EXITED, code),
+                ExitStatus::Signal { signal, .. } => (signal::CLD_KILLED, i32::from(signal)),
+            };
+            parent.signals.post(
+                signal::SIGCHLD,
+                signal::Info {
+                    code,
+                    pid,
+                    status,
+                    address: 0,
+                },
+            );
+            if parent.state == State::WaitingForChild {
+                parent.state = State::Runnable;
+                scheduler.run_queue.push_back(ppid);
+            }
         }
         (pid, name)
     };
-    // Like Linux, only init's end and deaths by signal are worth a console line.
+    // Like Linux, only init's end and deaths by a fault signal are worth a console line.
     match status {
         ExitStatus::Code(code) if pid == 1 => kprintln!("{name}[{pid}]: exited with status {code}"),
-        ExitStatus::Code(_) => {}
-        ExitStatus::Signal(signal) => {
-            kprintln!(
-                "{name}[{pid}]: killed by signal {signal} ({})",
-                signal_name(signal)
-            )
-        }
+        ExitStatus::Signal { signal, core } if pid == 1 || core => kprintln!(
+            "{name}[{pid}]: killed by signal {signal} ({}){}",
+            signal::name(signal),
+            if core { " (core dumped)" } else { "" }
+        ),
+        _ => {}
     }
     if pid == 1 {
         kprintln!("init has exited; powering off");
@@ -428,30 +618,42 @@ pub fn exit_current(status: ExitStatus) -> ! {
     unreachable!("a zombie is never scheduled again")
 }
 
-pub fn signal_name(signal: u8) -> &'static str {
-    match signal {
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        _ => "signal",
-    }
+/// A CPU exception in user mode becomes a signal for the process (delivered on the way back to
+/// user mode). Like Linux's `force_sig_fault`, a blocked or ignored fault signal is unblocked
+/// and reset to its default action: a program cannot ignore its own segfault.
+pub fn user_exception(frame: &TrapFrame) {
+    let (signal, code, address) = match frame.vector {
+        14 => {
+            let code = if frame.error_code & 1 == 0 {
+                signal::SEGV_MAPERR
+            } else {
+                signal::SEGV_ACCERR
+            };
+            (signal::SIGSEGV, code, cpu::read_cr2())
+        }
+        0 | 16 | 19 => (signal::SIGFPE, 1, frame.rip),
+        1 | 3 => (signal::SIGTRAP, 1, frame.rip),
+        6 => (signal::SIGILL, 2, frame.rip),
+        17 => (signal::SIGBUS, 1, frame.rip),
+        _ => (signal::SIGSEGV, 0x80, 0),
+    };
+    let _ = with_current(|p| {
+        p.signals.force(
+            signal,
+            signal::Info {
+                code,
+                pid: 0,
+                status: 0,
+                address,
+            },
+        )
+    });
 }
 
-/// A CPU exception in user mode: the process gets the matching signal (fatal for now: signal
-/// handlers arrive with the signals work). Printed like Linux's `show_signal_msg`.
-pub fn user_exception(frame: &TrapFrame) -> ! {
-    let signal = match frame.vector {
-        0 | 16 | 19 => 8,
-        1 | 3 => 5,
-        6 => 4,
-        _ => 11,
-    };
-    let mut line = String::new();
+/// The kernel log line Linux prints for an unhandled fault (`show_signal_msg`).
+fn report_fault(frame: &TrapFrame) {
     let (pid, name) = with_current(|p| (p.pid, p.name.clone())).unwrap_or((0, String::new()));
+    let mut line = String::new();
     if frame.vector == 14 {
         let _ = write!(
             line,
@@ -470,5 +672,4 @@ pub fn user_exception(frame: &TrapFrame) -> ! {
         );
     }
     kprintln!("{line}");
-    exit_current(ExitStatus::Signal(signal))
 }

@@ -53,6 +53,19 @@ int main(int argc, char **argv) {
     execl("/does-not-exist", "x", (char *)0);
     printf("exec of a missing file: errno=%d\n", errno);
 
+    /* Process groups and sessions. */
+    pid = fork();
+    if (pid == 0) {
+        int moved = setpgid(0, 0);
+        pid_t session = setsid(); /* EPERM: now a group leader */
+        printf("child groups: setpgid=%d pgid-is-self=%d setsid=%d errno=%d\n", moved, getpgid(0) == getpid(),
+               (int)session, errno);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    printf("parent groups: pgrp=%d sid=%d\n", (int)getpgrp(), (int)getsid(0));
+
     /* A child that never yields: only the timer can give the CPU back to us. */
     pid_t spinner = fork();
     if (spinner == 0)

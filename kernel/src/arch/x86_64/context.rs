@@ -83,6 +83,19 @@ impl FpuState {
         unsafe { asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack)) };
     }
 
+    /// The raw FXSAVE image (for signal frames).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Replaces the image with one a user program handed back (`rt_sigreturn`); MXCSR reserved
+    /// bits are cleared so that FXRSTOR cannot fault on it.
+    pub fn load_bytes(&mut self, bytes: &[u8; 512]) {
+        self.0.copy_from_slice(bytes);
+        let mxcsr = u32::from_le_bytes(self.0[24..28].try_into().expect("4 bytes")) & 0xffff;
+        self.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    }
+
     /// Loads these registers into the CPU.
     pub fn restore(&self) {
         // SAFETY: the buffer holds a state produced by FXSAVE or `initial` (valid MXCSR).

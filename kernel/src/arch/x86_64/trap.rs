@@ -123,26 +123,28 @@ pub extern "C" fn dispatch(frame: *mut TrapFrame) {
     CURRENT_FRAME.store(outer, Ordering::Release);
     // SAFETY: as in `handle`; a plain read.
     if unsafe { (*frame).cs } & 3 == 3 {
-        run_user_return_hook();
+        // SAFETY: the dispatch is over: no other reference to the frame is live, and it stays
+        // valid (on this task's kernel stack) until `trap_common` restores it.
+        run_user_return_hook(unsafe { &mut *frame });
     }
 }
 
-/// Runs on every return to user mode (after traps and system calls): where the scheduler
-/// switches tasks and, later, signals are delivered.
-pub type UserReturnHook = fn();
+/// Runs on every return to user mode (after traps and system calls) with the user context
+/// about to be resumed: where the scheduler switches tasks and signals are delivered.
+pub type UserReturnHook = fn(&mut TrapFrame);
 static USER_RETURN_HOOK: AtomicUsize = AtomicUsize::new(NO_HANDLER);
 
 pub fn set_user_return_hook(hook: UserReturnHook) {
     USER_RETURN_HOOK.store(hook as usize, Ordering::Release);
 }
 
-pub fn run_user_return_hook() {
+pub fn run_user_return_hook(frame: &mut TrapFrame) {
     let hook = USER_RETURN_HOOK.load(Ordering::Acquire);
     if hook != NO_HANDLER {
         // SAFETY: only `set_user_return_hook` stores non-zero values, and it stores
         // `UserReturnHook` function pointers.
         let hook: UserReturnHook = unsafe { core::mem::transmute::<usize, UserReturnHook>(hook) };
-        hook();
+        hook(frame);
     }
 }
 
@@ -150,6 +152,15 @@ fn handle(frame: *mut TrapFrame) {
     // SAFETY: `trap_common` passes its stack frame, valid for the whole dispatch; this read ends
     // before any reference to the frame is created.
     let vector = unsafe { (*frame).vector };
+    // SAFETY: as above, plain reads.
+    let (cs, from_user_exception) = unsafe { ((*frame).cs, (*frame).vector < 32) };
+    if cs & 3 == 3 && from_user_exception {
+        // A user program's fault (or int3): a signal for it, not a kernel matter.
+        // SAFETY: as above; a plain copy.
+        let copy = unsafe { *frame };
+        crate::task::user_exception(&copy);
+        return;
+    }
     match vector {
         1 | 3 if debug_trap(vector) => {}
         3 => {
@@ -161,9 +172,6 @@ fn handle(frame: *mut TrapFrame) {
             // the live frame through `with_current_frame`.
             // SAFETY: as above; a plain copy, no reference is kept.
             let copy = unsafe { *frame };
-            if super::usermode::from_user(&copy) {
-                crate::task::user_exception(&copy);
-            }
             panic_report::exception(&copy)
         }
         v if v == u64::from(SPURIOUS_VECTOR) => {}

@@ -125,8 +125,9 @@ extern "C" fn syscall_dispatch(frame: *mut TrapFrame) {
     let handler: SyscallHandler =
         unsafe { core::mem::transmute::<usize, SyscallHandler>(handler as usize) };
     // SAFETY: the frame is the stub's own, valid and unaliased for this call.
-    handler(unsafe { &mut *frame });
-    super::trap::run_user_return_hook();
+    let frame = unsafe { &mut *frame };
+    handler(frame);
+    super::trap::run_user_return_hook(frame);
 }
 
 /// Programs `SYSCALL` and the GS bases on this CPU.
@@ -204,9 +205,4 @@ pub fn return_to_user(frame: &TrapFrame) -> ! {
             options(noreturn)
         )
     }
-}
-
-/// Whether a trap frame was saved in user mode.
-pub fn from_user(frame: &TrapFrame) -> bool {
-    frame.cs & 3 == 3
 }

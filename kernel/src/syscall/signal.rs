@@ -1,0 +1,141 @@
+//! Signal system calls: dispositions, masks, sending, and returning from handlers.
+
+use super::Call;
+use crate::errno::{EResult, Errno};
+use crate::mm::user::UserSlice;
+use crate::task::{self, signal};
+
+/// Linux's kernel `sigset_t` is 8 bytes; anything else is EINVAL.
+const SIGSET_SIZE: u64 = 8;
+
+pub fn rt_sigaction(call: &mut Call<'_>) -> EResult<u64> {
+    let [number, new, old, size, ..] = call.args.0;
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let number = signal::check_signal(number)?;
+    let new_action = if new != 0 {
+        let mut bytes = [0u8; 32];
+        let source = UserSlice::new(new, 32)?;
+        task::with_current(|p| p.space.read(source, &mut bytes))??;
+        Some(signal::Action::from_bytes(&bytes))
+    } else {
+        None
+    };
+    let previous = task::with_current(|p| p.signals.action(number))?;
+    if old != 0 {
+        let target = UserSlice::new(old, 32)?;
+        task::with_current(|p| p.space.write(target, &previous.to_bytes()))??;
+    }
+    if let Some(action) = new_action {
+        task::with_current(|p| p.signals.set_action(number, action))??;
+    }
+    Ok(0)
+}
+
+const SIG_BLOCK: u64 = 0;
+const SIG_UNBLOCK: u64 = 1;
+const SIG_SETMASK: u64 = 2;
+
+pub fn rt_sigprocmask(call: &mut Call<'_>) -> EResult<u64> {
+    let [how, new, old, size, ..] = call.args.0;
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let new_mask = if new != 0 {
+        if how > SIG_SETMASK {
+            return Err(Errno::EINVAL);
+        }
+        let mut bytes = [0u8; 8];
+        let source = UserSlice::new(new, 8)?;
+        task::with_current(|p| p.space.read(source, &mut bytes))??;
+        Some(u64::from_le_bytes(bytes))
+    } else {
+        None
+    };
+    let current = task::with_current(|p| p.signals.blocked)?;
+    if old != 0 {
+        let target = UserSlice::new(old, 8)?;
+        task::with_current(|p| p.space.write(target, &current.to_le_bytes()))??;
+    }
+    if let Some(mask) = new_mask {
+        let blocked = match how {
+            SIG_BLOCK => current | mask,
+            SIG_UNBLOCK => current & !mask,
+            _ => mask,
+        };
+        task::with_current(|p| p.signals.set_blocked(blocked))?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigpending(call: &mut Call<'_>) -> EResult<u64> {
+    let [target, size, ..] = call.args.0;
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let target = UserSlice::new(target, 8)?;
+    task::with_current(|p| {
+        let pending = p.signals.pending_mask() & p.signals.blocked;
+        p.space.write(target, &pending.to_le_bytes())
+    })??;
+    Ok(0)
+}
+
+pub fn rt_sigreturn(call: &mut Call<'_>) -> EResult<u64> {
+    task::signal_return(call.frame)?;
+    Ok(call.frame.rax)
+}
+
+fn sender_info(code: i32) -> EResult<signal::Info> {
+    Ok(signal::Info {
+        code,
+        pid: task::with_current(|p| p.pid)?,
+        status: 0,
+        address: 0,
+    })
+}
+
+/// Signal 0 only checks the target exists.
+fn check_signal_or_zero(number: u64) -> EResult<u8> {
+    if number == 0 {
+        Ok(0)
+    } else {
+        signal::check_signal(number)
+    }
+}
+
+pub fn kill(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, number, ..] = call.args.0;
+    let signal = check_signal_or_zero(number)?;
+    let info = sender_info(signal::SI_USER)?;
+    let pid = pid as i32;
+    let (me, my_group) = task::with_current(|p| (p.pid, p.pgid))?;
+    match pid {
+        p if p > 0 => task::send_signal(p as u32, signal, info)?,
+        0 => task::send_signal_to(|p| p.pgid == my_group, signal, info)?,
+        -1 => task::send_signal_to(|p| p.pid != 1 && p.pid != me, signal, info)?,
+        group => task::send_signal_to(|p| p.pgid == group.unsigned_abs(), signal, info)?,
+    }
+    Ok(0)
+}
+
+pub fn tkill(call: &mut Call<'_>) -> EResult<u64> {
+    let [tid, number, ..] = call.args.0;
+    let signal = check_signal_or_zero(number)?;
+    let tid = u32::try_from(tid as i64).map_err(|_| Errno::EINVAL)?;
+    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?)?;
+    Ok(0)
+}
+
+pub fn tgkill(call: &mut Call<'_>) -> EResult<u64> {
+    let [tgid, tid, number, ..] = call.args.0;
+    if tgid != tid {
+        // One thread per process until clone(CLONE_THREAD) exists.
+        return Err(Errno::ESRCH);
+    }
+    let signal = check_signal_or_zero(number)?;
+    let tid = u32::try_from(tid as i64).map_err(|_| Errno::EINVAL)?;
+    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?)?;
+    Ok(0)
+}

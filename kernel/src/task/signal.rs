@@ -1,0 +1,527 @@
+//! POSIX signals with Linux's numbers, actions and x86_64 signal frame.
+//!
+//! A signal is made pending by `kill`/`tgkill`, a child's exit (SIGCHLD) or a fault (SIGSEGV,
+//! SIGILL, SIGFPE, SIGTRAP with the faulting address in `siginfo`), and acted on when the task
+//! next returns to user mode: the default action (terminate, terminate with "core", ignore), or
+//! the handler, entered through an `rt_sigframe` laid out exactly as Linux lays it out, so that
+//! libc's `sigaction` and `SA_RESTORER` trampolines work unchanged. `rt_sigreturn` undoes it.
+
+use crate::arch::x86_64::context::FpuState;
+use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::errno::{EResult, Errno};
+use crate::mm::user::{AddressSpace, UserSlice};
+
+pub const SIGHUP: u8 = 1;
+pub const SIGINT: u8 = 2;
+pub const SIGQUIT: u8 = 3;
+pub const SIGILL: u8 = 4;
+pub const SIGTRAP: u8 = 5;
+pub const SIGABRT: u8 = 6;
+pub const SIGBUS: u8 = 7;
+pub const SIGFPE: u8 = 8;
+pub const SIGKILL: u8 = 9;
+pub const SIGUSR1: u8 = 10;
+pub const SIGSEGV: u8 = 11;
+pub const SIGUSR2: u8 = 12;
+pub const SIGPIPE: u8 = 13;
+pub const SIGALRM: u8 = 14;
+pub const SIGTERM: u8 = 15;
+pub const SIGCHLD: u8 = 17;
+pub const SIGCONT: u8 = 18;
+pub const SIGSTOP: u8 = 19;
+pub const SIGTSTP: u8 = 20;
+pub const SIGTTIN: u8 = 21;
+pub const SIGTTOU: u8 = 22;
+pub const SIGURG: u8 = 23;
+pub const SIGWINCH: u8 = 28;
+/// Signals are 1..=64.
+pub const MAX_SIGNAL: u8 = 64;
+
+const SIG_DFL: u64 = 0;
+const SIG_IGN: u64 = 1;
+const SA_SIGINFO: u64 = 0x4;
+const SA_RESTORER: u64 = 0x0400_0000;
+const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
+
+pub fn name(signal: u8) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    NAMES.get(usize::from(signal)).copied().unwrap_or("SIGRT")
+}
+
+fn bit(signal: u8) -> u64 {
+    1u64 << (signal - 1)
+}
+
+/// What the default action of a signal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    Terminate,
+    /// Terminate "with core dump": the exit status says so (128 + n in shells).
+    CoreDump,
+    Ignore,
+    /// Job control; stopping arrives with the TTY work — until then treated as ignored.
+    Stop,
+    Continue,
+}
+
+pub fn default_action(signal: u8) -> DefaultAction {
+    match signal {
+        SIGCHLD | SIGURG | SIGWINCH => DefaultAction::Ignore,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => DefaultAction::Stop,
+        SIGCONT => DefaultAction::Continue,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | 24 | 25 | 31 => {
+            DefaultAction::CoreDump
+        }
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// `struct k_sigaction` as the kernel sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Action {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+impl Action {
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        for (i, word) in [self.handler, self.flags, self.restorer, self.mask]
+            .iter()
+            .enumerate()
+        {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8"));
+        Self {
+            handler: word(0),
+            flags: word(1),
+            restorer: word(2),
+            mask: word(3),
+        }
+    }
+}
+
+/// The parts of `siginfo_t` we fill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Info {
+    pub code: i32,
+    pub pid: u32,
+    pub status: i32,
+    /// `si_addr` for faults.
+    pub address: u64,
+}
+
+pub const SI_USER: i32 = 0;
+pub const SI_TKILL: i32 = -6;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+
+/// A process's signal dispositions, mask and pending set.
+#[derive(Clone)]
+pub struct Signals {
+    actions: [Action; MAX_SIGNAL as usize],
+    pub blocked: u64,
+    pending: u64,
+    info: [Info; MAX_SIGNAL as usize],
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self {
+            actions: [Action::default(); MAX_SIGNAL as usize],
+            blocked: 0,
+            pending: 0,
+            info: [Info::default(); MAX_SIGNAL as usize],
+        }
+    }
+}
+
+/// What to do with the next deliverable signal.
+pub enum Delivery {
+    None,
+    Terminate {
+        signal: u8,
+        core: bool,
+    },
+    Handle {
+        signal: u8,
+        action: Action,
+        info: Info,
+    },
+}
+
+fn valid(signal: u64) -> EResult<u8> {
+    u8::try_from(signal)
+        .ok()
+        .filter(|s| (1..=MAX_SIGNAL).contains(s))
+        .ok_or(Errno::EINVAL)
+}
+
+pub fn check_signal(signal: u64) -> EResult<u8> {
+    valid(signal)
+}
+
+impl Signals {
+    /// After `execve`: handlers reset to default (ignored signals stay ignored), mask kept.
+    pub fn reset_for_exec(&mut self) {
+        for action in &mut self.actions {
+            if action.handler != SIG_IGN {
+                *action = Action::default();
+            }
+        }
+    }
+
+    pub fn action(&self, signal: u8) -> Action {
+        self.actions[usize::from(signal - 1)]
+    }
+
+    /// `rt_sigaction`: SIGKILL and SIGSTOP cannot be caught or ignored.
+    pub fn set_action(&mut self, signal: u8, action: Action) -> EResult<()> {
+        if signal == SIGKILL || signal == SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut action = action;
+        action.mask &= !(bit(SIGKILL) | bit(SIGSTOP));
+        self.actions[usize::from(signal - 1)] = action;
+        if action.handler == SIG_IGN
+            || (action.handler == SIG_DFL && default_action(signal) == DefaultAction::Ignore)
+        {
+            self.pending &= !bit(signal);
+        }
+        Ok(())
+    }
+
+    pub fn set_blocked(&mut self, mask: u64) {
+        self.blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+    }
+
+    /// Makes `signal` pending (unless it would be ignored anyway).
+    pub fn post(&mut self, signal: u8, info: Info) {
+        let action = self.action(signal);
+        let ignored = action.handler == SIG_IGN
+            || (action.handler == SIG_DFL && default_action(signal) == DefaultAction::Ignore);
+        if ignored && signal != SIGKILL {
+            return;
+        }
+        self.pending |= bit(signal);
+        self.info[usize::from(signal - 1)] = info;
+    }
+
+    /// A fault signal: unblocked and reset to default if the program blocks or ignores it.
+    pub fn force(&mut self, signal: u8, info: Info) {
+        let action = self.action(signal);
+        if self.blocked & bit(signal) != 0 || action.handler == SIG_IGN {
+            self.actions[usize::from(signal - 1)] = Action::default();
+            self.blocked &= !bit(signal);
+        }
+        self.pending |= bit(signal);
+        self.info[usize::from(signal - 1)] = info;
+    }
+
+    /// A new child starts with nothing pending.
+    pub fn clear_pending(&mut self) {
+        self.pending = 0;
+    }
+
+    pub fn pending_mask(&self) -> u64 {
+        self.pending
+    }
+
+    /// Whether a signal that would interrupt a blocking call is pending.
+    pub fn has_deliverable(&self) -> bool {
+        self.pending & !self.blocked != 0
+    }
+
+    /// Takes the lowest deliverable signal that does something and says what (signals that are
+    /// ignored, by disposition or by default, are consumed on the way).
+    pub fn take(&mut self) -> Delivery {
+        loop {
+            let ready = self.pending & !self.blocked;
+            if ready == 0 {
+                return Delivery::None;
+            }
+            let signal = ready.trailing_zeros() as u8 + 1;
+            self.pending &= !bit(signal);
+            let info = self.info[usize::from(signal - 1)];
+            let action = self.action(signal);
+            match action.handler {
+                SIG_IGN => {}
+                SIG_DFL => match default_action(signal) {
+                    DefaultAction::Terminate => {
+                        return Delivery::Terminate {
+                            signal,
+                            core: false,
+                        };
+                    }
+                    DefaultAction::CoreDump => return Delivery::Terminate { signal, core: true },
+                    DefaultAction::Ignore | DefaultAction::Stop | DefaultAction::Continue => {}
+                },
+                _ => {
+                    if action.flags & SA_RESETHAND != 0 {
+                        self.actions[usize::from(signal - 1)] = Action::default();
+                    }
+                    return Delivery::Handle {
+                        signal,
+                        action,
+                        info,
+                    };
+                }
+            }
+        }
+    }
+}
+
+// Offsets in Linux's x86_64 `struct rt_sigframe` (arch/x86/include/asm/sigframe.h).
+const UC_OFFSET: u64 = 8; // after pretcode
+const UC_MCONTEXT: u64 = 40; // uc_flags, uc_link, uc_stack (24)
+const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
+const UC_SIZE: u64 = UC_SIGMASK + 8;
+const INFO_OFFSET: u64 = UC_OFFSET + UC_SIZE;
+const FRAME_SIZE: u64 = INFO_OFFSET + 128;
+const FPSTATE_SIZE: u64 = 512;
+
+fn sigcontext(frame: &TrapFrame, old_mask: u64, fpstate: u64, info: &Info) -> [u8; 256] {
+    let mut bytes = [0u8; 256];
+    let words = [
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11,
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15,
+        frame.rdi,
+        frame.rsi,
+        frame.rbp,
+        frame.rbx,
+        frame.rdx,
+        frame.rax,
+        frame.rcx,
+        frame.rsp,
+        frame.rip,
+        frame.rflags,
+    ];
+    for (i, word) in words.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    bytes[144..146].copy_from_slice(&(frame.cs as u16).to_le_bytes());
+    bytes[150..152].copy_from_slice(&(frame.ss as u16).to_le_bytes());
+    bytes[152..160].copy_from_slice(&frame.error_code.to_le_bytes());
+    bytes[160..168].copy_from_slice(&frame.vector.min(31).to_le_bytes());
+    bytes[168..176].copy_from_slice(&old_mask.to_le_bytes());
+    bytes[176..184].copy_from_slice(&info.address.to_le_bytes());
+    bytes[184..192].copy_from_slice(&fpstate.to_le_bytes());
+    bytes
+}
+
+fn siginfo(signal: u8, info: &Info) -> [u8; 128] {
+    let mut bytes = [0u8; 128];
+    bytes[0..4].copy_from_slice(&i32::from(signal).to_le_bytes());
+    bytes[8..12].copy_from_slice(&info.code.to_le_bytes());
+    if matches!(signal, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP) {
+        bytes[16..24].copy_from_slice(&info.address.to_le_bytes());
+    } else {
+        bytes[16..20].copy_from_slice(&info.pid.to_le_bytes());
+        if signal == SIGCHLD {
+            bytes[24..28].copy_from_slice(&info.status.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+/// Builds the signal frame on the user stack and points `frame` at the handler.
+pub fn enter_handler(
+    space: &AddressSpace,
+    signals: &mut Signals,
+    fpu: &FpuState,
+    frame: &mut TrapFrame,
+    signal: u8,
+    action: Action,
+    info: Info,
+) -> EResult<()> {
+    if action.flags & SA_RESTORER == 0 {
+        // x86_64 has no kernel-provided trampoline: libc always supplies one.
+        return Err(Errno::EFAULT);
+    }
+    // Below the red zone, FP state 64-aligned, then the frame with (rsp + 8) 16-aligned.
+    let fpstate = (frame.rsp - 128 - FPSTATE_SIZE) & !63;
+    let base = ((fpstate - FRAME_SIZE) & !15) - 8;
+    let old_mask = signals.blocked;
+    let mut bytes = [0u8; FRAME_SIZE as usize];
+    bytes[0..8].copy_from_slice(&action.restorer.to_le_bytes());
+    let mcontext = sigcontext(frame, old_mask, fpstate, &info);
+    let at = (UC_OFFSET + UC_MCONTEXT) as usize;
+    bytes[at..at + 256].copy_from_slice(&mcontext);
+    let at = (UC_OFFSET + UC_SIGMASK) as usize;
+    bytes[at..at + 8].copy_from_slice(&old_mask.to_le_bytes());
+    let at = INFO_OFFSET as usize;
+    bytes[at..at + 128].copy_from_slice(&siginfo(signal, &info));
+    space.write(
+        UserSlice::new(fpstate, FPSTATE_SIZE as usize)?,
+        fpu.as_bytes(),
+    )?;
+    space.write(UserSlice::new(base, bytes.len())?, &bytes)?;
+
+    let mut blocked = old_mask | action.mask;
+    if action.flags & SA_NODEFER == 0 {
+        blocked |= bit(signal);
+    }
+    signals.set_blocked(blocked);
+    frame.rsp = base;
+    frame.rip = action.handler;
+    frame.rdi = u64::from(signal);
+    frame.rsi = if action.flags & SA_SIGINFO != 0 {
+        base + INFO_OFFSET
+    } else {
+        0
+    };
+    frame.rdx = base + UC_OFFSET;
+    frame.rax = 0;
+    frame.rflags &= !(1 << 8 | 1 << 10); // TF, DF clear on entry, as Linux does
+    Ok(())
+}
+
+/// `rt_sigreturn`: restores the context saved by `enter_handler` (the handler returned to the
+/// restorer, which popped `pretcode`, so the frame starts 8 bytes below RSP).
+pub fn restore(
+    space: &AddressSpace,
+    signals: &mut Signals,
+    fpu: &mut FpuState,
+    frame: &mut TrapFrame,
+) -> EResult<()> {
+    let base = frame.rsp.checked_sub(8).ok_or(Errno::EFAULT)?;
+    let mut bytes = [0u8; UC_SIZE as usize];
+    space.read(UserSlice::new(base + UC_OFFSET, bytes.len())?, &mut bytes)?;
+    let mc = &bytes[UC_MCONTEXT as usize..UC_MCONTEXT as usize + 256];
+    let word = |i: usize| u64::from_le_bytes(mc[i * 8..i * 8 + 8].try_into().expect("8"));
+    let restored = TrapFrame {
+        r8: word(0),
+        r9: word(1),
+        r10: word(2),
+        r11: word(3),
+        r12: word(4),
+        r13: word(5),
+        r14: word(6),
+        r15: word(7),
+        rdi: word(8),
+        rsi: word(9),
+        rbp: word(10),
+        rbx: word(11),
+        rdx: word(12),
+        rax: word(13),
+        rcx: word(14),
+        rsp: word(15),
+        rip: word(16),
+        // Only the flags a user program may change; IF stays on.
+        rflags: (word(17) & 0x0000_0000_0004_0dd5) | (1 << 9) | (1 << 1),
+        cs: u64::from(USER_CODE),
+        ss: u64::from(USER_DATA),
+        vector: frame.vector,
+        error_code: 0,
+    };
+    if restored.rip >= crate::mm::user::USER_END || restored.rsp >= crate::mm::user::USER_END {
+        return Err(Errno::EFAULT);
+    }
+    let fpstate = word(23);
+    if fpstate != 0 {
+        let mut state = [0u8; FPSTATE_SIZE as usize];
+        space.read(UserSlice::new(fpstate, state.len())?, &mut state)?;
+        fpu.load_bytes(&state);
+    }
+    let mask = u64::from_le_bytes(
+        bytes[UC_SIGMASK as usize..UC_SIGMASK as usize + 8]
+            .try_into()
+            .expect("8"),
+    );
+    signals.set_blocked(mask);
+    *frame = restored;
+    Ok(())
+}
+
+crate::kernel_test!(signal_defaults_and_masks_follow_linux, {
+    use DefaultAction::*;
+    for (signal, expected) in [
+        (SIGHUP, Terminate),
+        (SIGINT, Terminate),
+        (SIGTERM, Terminate),
+        (SIGUSR1, Terminate),
+        (SIGUSR2, Terminate),
+        (SIGPIPE, Terminate),
+        (SIGALRM, Terminate),
+        (SIGSEGV, CoreDump),
+        (SIGABRT, CoreDump),
+        (SIGCHLD, Ignore),
+        (SIGTSTP, Stop),
+        (SIGCONT, Continue),
+    ] {
+        crate::check_eq!(default_action(signal), expected);
+    }
+    let mut signals = Signals::default();
+    crate::check!(signals.set_action(SIGKILL, Action::default()).is_err());
+    signals.set_blocked(u64::MAX);
+    crate::check!(
+        signals.blocked & bit(SIGKILL) == 0,
+        "SIGKILL cannot be blocked"
+    );
+    signals.post(SIGUSR1, Info::default());
+    crate::check!(!signals.has_deliverable(), "blocked signals wait");
+    signals.set_blocked(0);
+    crate::check!(matches!(
+        signals.take(),
+        Delivery::Terminate {
+            signal: SIGUSR1,
+            core: false
+        }
+    ));
+    signals.post(SIGCHLD, Info::default());
+    crate::check!(
+        matches!(signals.take(), Delivery::None),
+        "SIGCHLD is ignored by default"
+    );
+    crate::check_eq!(name(SIGSEGV), "SIGSEGV");
+});
