@@ -68,6 +68,7 @@ fn a_static_musl_program_runs_as_init() {
     let result = boot(&[("init", &program("hello"))], "-- extra");
     let console = &result.console;
     for line in [
+        "SMEP on, SMAP on",
         "Run /init as init process",
         "hello from userspace: argc=2 argv0=/init",
         "env: HOME=/",
@@ -99,6 +100,7 @@ fn fork_exec_wait_and_preemption() {
         "waitpid: same pid exited=1 status=7",
         "reaped 20 children, exit codes sum 190, then errno=10",
         "copy on fork: parent sees 1, child exited with 42",
+        "cow both ways: child ok=1 parent intact=1",
         "exec of a missing file: errno=2",
         "child groups: setpgid=0 pgid-is-self=1 setsid=-1 errno=1",
         "parent groups: pgrp=0 sid=0",

@@ -25,6 +25,10 @@ bitflags! {
         const DIRTY = 1 << 6;
         const HUGE = 1 << 7;
         const GLOBAL = 1 << 8;
+        /// Software bit: the frame is shared copy-on-write with another address space.
+        const COPY_ON_WRITE = 1 << 9;
+        /// Software bit: the mapping is writable once it is no longer shared.
+        const LOGICALLY_WRITABLE = 1 << 10;
         const NO_EXECUTE = 1 << 63;
     }
 }

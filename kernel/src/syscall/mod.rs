@@ -97,6 +97,19 @@ static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 pub fn init(cmdline: &crate::boot::Cmdline) {
     STRACE.store(cmdline.has("strace"), Ordering::Relaxed);
     crate::arch::x86_64::usermode::init(dispatch);
+    let (smep, smap) = crate::arch::x86_64::usermode::smep_smap();
+    let on_off = |on: bool| {
+        if on {
+            "on"
+        } else {
+            "off (not supported by this CPU)"
+        }
+    };
+    kprintln!(
+        "syscall: SYSCALL entry ready; SMEP {}, SMAP {}",
+        on_off(smep),
+        on_off(smap)
+    );
 }
 
 fn dispatch(frame: &mut TrapFrame) {

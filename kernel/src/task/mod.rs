@@ -255,7 +255,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
             let entered = with_current(|p| {
                 p.fpu.save();
                 signal::enter_handler(
-                    &p.space,
+                    &mut p.space,
                     &mut p.signals,
                     &p.fpu,
                     frame,
@@ -467,7 +467,7 @@ pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
     child_frame.rax = 0;
     let mut scheduler = SCHEDULER.lock();
     let parent_pid = scheduler.current;
-    let parent = scheduler.tasks.get(&parent_pid).ok_or(Errno::ESRCH)?;
+    let parent = scheduler.tasks.get_mut(&parent_pid).ok_or(Errno::ESRCH)?;
     let space = parent.space.duplicate()?;
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
@@ -622,6 +622,14 @@ pub fn exit_current(status: ExitStatus) -> ! {
 /// user mode). Like Linux's `force_sig_fault`, a blocked or ignored fault signal is unblocked
 /// and reset to its default action: a program cannot ignore its own segfault.
 pub fn user_exception(frame: &TrapFrame) {
+    const PF_PRESENT: u64 = 1;
+    const PF_WRITE: u64 = 2;
+    if frame.vector == 14 && frame.error_code & (PF_PRESENT | PF_WRITE) == PF_PRESENT | PF_WRITE {
+        let address = cpu::read_cr2();
+        if with_current(|p| p.space.resolve_write_fault(address)).unwrap_or(false) {
+            return; // a copy-on-write page, now private: retry the write
+        }
+    }
     let (signal, code, address) = match frame.vector {
         14 => {
             let code = if frame.error_code & 1 == 0 {

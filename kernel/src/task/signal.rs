@@ -376,7 +376,7 @@ fn siginfo(signal: u8, info: &Info) -> [u8; 128] {
 
 /// Builds the signal frame on the user stack and points `frame` at the handler.
 pub fn enter_handler(
-    space: &AddressSpace,
+    space: &mut AddressSpace,
     signals: &mut Signals,
     fpu: &FpuState,
     frame: &mut TrapFrame,

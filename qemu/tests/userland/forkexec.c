@@ -49,6 +49,20 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     printf("copy on fork: parent sees %d, child exited with %d\n", shared, WEXITSTATUS(status));
 
+    /* Both sides write after fork (copy-on-write in both directions), big buffers included. */
+    static char buffer[1 << 20];
+    memset(buffer, 'p', sizeof buffer);
+    pid = fork();
+    if (pid == 0) {
+        int ok = buffer[12345] == 'p';
+        memset(buffer, 'c', sizeof buffer);
+        _exit(ok && buffer[sizeof buffer - 1] == 'c' ? 0 : 1);
+    }
+    buffer[0] = 'P';
+    waitpid(pid, &status, 0);
+    printf("cow both ways: child ok=%d parent intact=%d\n", WEXITSTATUS(status) == 0,
+           buffer[0] == 'P' && buffer[sizeof buffer - 1] == 'p');
+
     errno = 0;
     execl("/does-not-exist", "x", (char *)0);
     printf("exec of a missing file: errno=%d\n", errno);

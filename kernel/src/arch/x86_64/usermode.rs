@@ -155,7 +155,35 @@ pub fn init(handler: SyscallHandler) {
         cpu::update_cr0(CR0_MP, CR0_EM);
         cpu::set_cr4_bits(CR4_OSFXSR | CR4_OSXMMEXCPT);
     }
+    // SMEP: the kernel never executes user pages; SMAP: it never reads or writes them through
+    // user addresses either (user memory is copied through the direct map, see mm::user), so
+    // both can be on from the start, turning any such bug into a fault instead of an exploit.
+    let features = cpu::cpuid(7, 0).ebx;
+    let mut protections = 0;
+    if features & CPUID7_EBX_SMEP != 0 {
+        protections |= CR4_SMEP;
+    }
+    if features & CPUID7_EBX_SMAP != 0 {
+        protections |= CR4_SMAP;
+    }
+    // SAFETY: enabling SMEP/SMAP only restricts the kernel's access to user pages, which it
+    // never uses (see above).
+    unsafe { cpu::set_cr4_bits(protections) };
+    PROTECTIONS.store(protections, Ordering::Relaxed);
 }
+
+static PROTECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether SMEP and SMAP are on (for the boot log and tests).
+pub fn smep_smap() -> (bool, bool) {
+    let bits = PROTECTIONS.load(Ordering::Relaxed);
+    (bits & CR4_SMEP != 0, bits & CR4_SMAP != 0)
+}
+
+const CPUID7_EBX_SMEP: u32 = 1 << 7;
+const CPUID7_EBX_SMAP: u32 = 1 << 20;
+const CR4_SMEP: u64 = 1 << 20;
+const CR4_SMAP: u64 = 1 << 21;
 
 const CR0_MP: u64 = 1 << 1;
 const CR0_EM: u64 = 1 << 2;

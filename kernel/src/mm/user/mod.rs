@@ -14,6 +14,35 @@ use super::paging::{MapError, PageFlags, PageTable};
 use super::{PAGE_SIZE, frame_allocator, is_ram, phys_to_virt};
 use crate::errno::{EResult, Errno};
 
+/// Frames shared copy-on-write between address spaces, with how many spaces map each. A frame
+/// absent from the table belongs to exactly one address space.
+static SHARED_FRAMES: crate::sync::IrqSpinLock<alloc::collections::BTreeMap<u64, u32>> =
+    crate::sync::IrqSpinLock::new(alloc::collections::BTreeMap::new());
+
+/// One address space stops using `frame`: frees it unless another one still maps it.
+fn release_frame(frame: u64) {
+    let mut shared = SHARED_FRAMES.lock();
+    match shared.get_mut(&frame) {
+        Some(owners) if *owners > 2 => *owners -= 1,
+        Some(_) => {
+            shared.remove(&frame);
+        }
+        None => {
+            drop(shared);
+            frame_allocator::free(frame);
+        }
+    }
+}
+
+fn share_frame(frame: u64) {
+    *SHARED_FRAMES.lock().entry(frame).or_insert(1) += 1;
+}
+
+/// Whether `frame` is mapped by more than one address space.
+fn is_shared(frame: u64) -> bool {
+    SHARED_FRAMES.lock().contains_key(&frame)
+}
+
 /// One past the highest user address (the canonical lower half, less a guard page).
 pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -147,7 +176,7 @@ impl AddressSpace {
         let mut page = start;
         while page < end {
             if let Some(phys) = self.table.unmap_4k(page).map_err(map_error)? {
-                frame_allocator::free(phys);
+                release_frame(phys);
                 self.resident_pages -= 1;
                 PageTable::flush(page);
             }
@@ -156,24 +185,49 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// A copy for `fork`: every mapped page duplicated with the same rights. (Eager copying;
-    /// copy-on-write is the planned refinement.)
-    pub fn duplicate(&self) -> EResult<Self> {
+    /// A copy for `fork`, copy-on-write: both address spaces map the same frames read-only,
+    /// and the first write to a page (by either side) gives the writer its own copy
+    /// (`resolve_write_fault`).
+    pub fn duplicate(&mut self) -> EResult<Self> {
         let mut copy = Self::new()?;
         copy.brk_start = self.brk_start;
         copy.brk = self.brk;
         copy.mmap_top = self.mmap_top;
-        let mut result = Ok(());
-        self.table.for_each_user_page(&mut |virt, phys, flags| {
-            if result.is_err() {
-                return;
+        let mut pages = alloc::vec::Vec::new();
+        self.table
+            .for_each_user_page(&mut |virt, phys, flags| pages.push((virt, phys, flags)));
+        for (virt, phys, mut flags) in pages {
+            if flags.contains(PageFlags::WRITABLE) {
+                flags.remove(PageFlags::WRITABLE);
+                flags |= PageFlags::LOGICALLY_WRITABLE;
             }
+            flags |= PageFlags::COPY_ON_WRITE;
+            copy.table.map_4k(virt, phys, flags).map_err(map_error)?;
+            copy.resident_pages += 1;
+            share_frame(phys);
+            self.table.unmap_4k(virt).map_err(map_error)?;
+            self.table.map_4k(virt, phys, flags).map_err(map_error)?;
+            PageTable::flush(virt);
+        }
+        Ok(copy)
+    }
+
+    /// A write to a copy-on-write page: give this address space its own writable copy.
+    /// Returns false if `address` is not such a page (a genuine fault).
+    pub fn resolve_write_fault(&mut self, address: u64) -> bool {
+        let page = address & !(PAGE - 1);
+        let Some((phys, flags)) = self.table.translate(page) else {
+            return false;
+        };
+        if !flags.contains(PageFlags::COPY_ON_WRITE | PageFlags::LOGICALLY_WRITABLE) {
+            return false;
+        }
+        let phys = phys & !(PAGE - 1);
+        let target = if is_shared(phys) {
             let Some(frame) = frame_allocator::alloc() else {
-                result = Err(Errno::ENOMEM);
-                return;
+                return false;
             };
-            // SAFETY: both frames are RAM reached through the direct map; `frame` is fresh and
-            // owned by nobody else, `phys` is mapped in the (stopped) parent.
+            // SAFETY: both frames are RAM in the direct map; `frame` is fresh and private.
             unsafe {
                 core::ptr::copy_nonoverlapping(
                     phys_to_virt(phys) as *const u8,
@@ -181,15 +235,20 @@ impl AddressSpace {
                     PAGE_SIZE,
                 )
             };
-            match copy.table.map_4k(virt, frame, flags) {
-                Ok(()) => copy.resident_pages += 1,
-                Err(error) => {
-                    frame_allocator::free(frame);
-                    result = Err(map_error(error));
-                }
-            }
-        });
-        result.map(|()| copy)
+            release_frame(phys);
+            frame
+        } else {
+            // The other sharers are gone: the frame is ours already.
+            phys
+        };
+        let writable = (flags - PageFlags::COPY_ON_WRITE - PageFlags::LOGICALLY_WRITABLE)
+            | PageFlags::WRITABLE;
+        if self.table.unmap_4k(page).is_err() || self.table.map_4k(page, target, writable).is_err()
+        {
+            return false;
+        }
+        PageTable::flush(page);
+        true
     }
 
     /// The physical address behind user address `address`, if mapped with at least `need`.
@@ -256,11 +315,12 @@ impl AddressSpace {
         )
     }
 
-    /// Copies `data` into user memory.
-    pub fn write(&self, to: UserSlice<Write>, data: &[u8]) -> EResult<()> {
+    /// Copies `data` into user memory (breaking copy-on-write sharing like a user write would).
+    pub fn write(&mut self, to: UserSlice<Write>, data: &[u8]) -> EResult<()> {
         if data.len() != to.len {
             return Err(Errno::EINVAL);
         }
+        self.unshare(to.address, to.len);
         self.for_each_chunk(to.address, to.len, PageFlags::WRITABLE, |phys, at, len| {
             // SAFETY: as in `read`, with the page checked writable by the user.
             unsafe {
@@ -273,9 +333,20 @@ impl AddressSpace {
         })
     }
 
+    /// Makes every copy-on-write page in the range private (before the kernel writes it).
+    fn unshare(&mut self, address: u64, len: usize) {
+        let end = address.saturating_add(len as u64).min(USER_END);
+        let mut page = address & !(PAGE - 1);
+        while page < end {
+            self.resolve_write_fault(page);
+            page += PAGE;
+        }
+    }
+
     /// Writes `data` at `address` regardless of the page's user rights (loading an executable
     /// into read-only segments, building the initial stack).
-    pub fn load(&self, address: u64, data: &[u8]) -> EResult<()> {
+    pub fn load(&mut self, address: u64, data: &[u8]) -> EResult<()> {
+        self.unshare(address, data.len());
         self.for_each_chunk(address, data.len(), PageFlags::PRESENT, |phys, at, len| {
             // SAFETY: as in `read`; the kernel is initialising pages it just mapped.
             unsafe {
@@ -317,7 +388,21 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
-        self.table.free_user_half(&mut |_| false);
+        self.table.free_user_half(&mut |frame| {
+            // Frames still shared with another address space stay; the last owner frees them.
+            let mut shared = SHARED_FRAMES.lock();
+            match shared.get_mut(&frame) {
+                Some(owners) if *owners > 2 => {
+                    *owners -= 1;
+                    true
+                }
+                Some(_) => {
+                    shared.remove(&frame);
+                    true
+                }
+                None => false,
+            }
+        });
         frame_allocator::free(self.table.root_phys());
     }
 }
