@@ -327,6 +327,8 @@ fn processes_are_gdb_threads_with_their_kernel_backtraces() {
     assert!(threads.contains("init (sleeping (wait4))"), "{threads}");
     let ps = gdb.run("monitor ps", STEP).unwrap();
     assert!(ps.contains("    1     0 S"), "{ps}");
+    let maps = gdb.run("monitor maps 1", STEP).unwrap();
+    assert!(maps.contains("[stack]") && maps.contains("r-xp"), "{maps}");
     // The parent's kernel stack, from the context it saved when it went to sleep.
     let number = threads
         .lines()

@@ -190,3 +190,20 @@ fn signals_handlers_masks_faults_and_kills() {
     assert!(!console.contains("not reached"));
     assert_eq!(result.exit, GuestExit::Clean);
 }
+
+#[test]
+fn lazy_memory_mprotect_and_munmap() {
+    let result = boot(&[("init", &program("memory"))], "");
+    let console = &result.console;
+    for line in [
+        "lazy 1 GiB mapping: abc",
+        "write to read-only page: si_code=2",
+        "touch after munmap: si_code=1",
+        "brk grew: 1",
+        "deep stack: 0",
+        "mprotect on unmapped = -1",
+        "init[1]: exited with status 0",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+}

@@ -9,14 +9,15 @@
 use alloc::vec::Vec;
 
 use crate::errno::{EResult, Errno};
-use crate::mm::user::{AddressSpace, Protection, USER_END};
+use crate::mm::user::{AddressSpace, Protection, RegionKind, USER_END};
 
 const PAGE: u64 = 4096;
 /// Where position-independent executables are loaded (Linux's ELF_ET_DYN_BASE without ASLR).
 pub const PIE_BASE: u64 = 0x5555_5555_4000;
 /// Top of the initial stack, and how much of it is mapped up front.
 pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
-pub const STACK_SIZE: u64 = 256 * 1024;
+/// The stack region (Linux's default 8 MiB limit); pages are allocated as they are touched.
+pub const STACK_SIZE: u64 = 8 * 1024 * 1024;
 
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
@@ -189,13 +190,14 @@ pub fn build_stack(
     envp: &[&str],
     random: [u8; 16],
 ) -> EResult<u64> {
-    space.map_zeroed(
+    space.reserve(
         STACK_TOP - STACK_SIZE,
         STACK_SIZE,
         Protection {
             write: true,
             execute: false,
         },
+        RegionKind::Stack,
     )?;
     // Strings at the top, copied downwards.
     let mut cursor = STACK_TOP;

@@ -4,7 +4,7 @@ use alloc::vec;
 
 use super::Call;
 use crate::errno::{EResult, Errno};
-use crate::mm::user::{Protection, UserSlice};
+use crate::mm::user::{Protection, RegionKind, UserSlice};
 use crate::task::{self, ExitStatus};
 
 fn fd(value: u64) -> EResult<i32> {
@@ -152,13 +152,14 @@ pub fn brk(call: &mut Call<'_>) -> EResult<u64> {
         let old_end = space.brk.div_ceil(4096) * 4096;
         let new_end = wanted.div_ceil(4096) * 4096;
         let result = if new_end > old_end {
-            space.map_zeroed(
+            space.reserve(
                 old_end,
                 new_end - old_end,
                 Protection {
                     write: true,
                     execute: false,
                 },
+                RegionKind::Heap,
             )
         } else {
             space.unmap(new_end, old_end - new_end)
@@ -211,7 +212,7 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
             space.mmap_top = start - 4096;
             start
         };
-        space.map_zeroed(start, len, protection)?;
+        space.reserve(start, len, protection, RegionKind::Anonymous)?;
         Ok(start)
     })?
 }

@@ -278,7 +278,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
 /// `rt_sigreturn`.
 pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
     with_current(|p| {
-        signal::restore(&p.space, &mut p.signals, &mut p.fpu, frame)?;
+        signal::restore(&mut p.space, &mut p.signals, &mut p.fpu, frame)?;
         p.fpu.restore();
         Ok(())
     })?
@@ -628,6 +628,12 @@ pub fn user_exception(frame: &TrapFrame) {
         let address = cpu::read_cr2();
         if with_current(|p| p.space.resolve_write_fault(address)).unwrap_or(false) {
             return; // a copy-on-write page, now private: retry the write
+        }
+    }
+    if frame.vector == 14 && frame.error_code & PF_PRESENT == 0 {
+        let address = cpu::read_cr2();
+        if with_current(|p| p.space.resolve_missing_page(address)).unwrap_or(false) {
+            return; // first touch of a lazily allocated page
         }
     }
     let (signal, code, address) = match frame.vector {

@@ -429,7 +429,7 @@ pub fn enter_handler(
 /// `rt_sigreturn`: restores the context saved by `enter_handler` (the handler returned to the
 /// restorer, which popped `pretcode`, so the frame starts 8 bytes below RSP).
 pub fn restore(
-    space: &AddressSpace,
+    space: &mut AddressSpace,
     signals: &mut Signals,
     fpu: &mut FpuState,
     frame: &mut TrapFrame,

@@ -8,6 +8,10 @@ use crate::arch::x86_64::cpu;
 pub const COMMANDS: &[(&str, &str)] = &[
     ("ps", "list tasks (pid, state, name)"),
     (
+        "maps",
+        "maps PID: a process's memory regions, as /proc/PID/maps",
+    ),
+    (
         "meminfo",
         "physical memory and kernel heap, as /proc/meminfo",
     ),
@@ -24,6 +28,7 @@ pub fn run(command: &str, out: &mut dyn Write) -> bool {
     let mut words = command.split_whitespace();
     match words.next() {
         Some("ps") => ps(out),
+        Some("maps") => maps(words.next(), out),
         Some("meminfo") => crate::mm::leak::write_meminfo(out),
         Some("heap") => crate::mm::leak::write_heap_report(out),
         Some("leaks") => crate::mm::leak::write_leaks(out, true),
@@ -95,4 +100,37 @@ fn regs(out: &mut dyn Write) {
         cpu::read_msr(cpu::MSR_FS_BASE),
         cpu::read_msr(cpu::MSR_GS_BASE)
     );
+}
+
+fn maps(pid: Option<&str>, out: &mut dyn Write) {
+    let Some(pid) = pid.and_then(|p| p.parse::<crate::task::Pid>().ok()) else {
+        let _ = writeln!(out, "usage: monitor maps PID");
+        return;
+    };
+    let mut found = false;
+    crate::task::for_each_process(|p| {
+        if p.pid != pid {
+            return;
+        }
+        found = true;
+        for region in p.space.regions() {
+            let name = match region.kind {
+                crate::mm::user::RegionKind::Heap => "[heap]",
+                crate::mm::user::RegionKind::Stack => "[stack]",
+                crate::mm::user::RegionKind::Image => p.name.as_str(),
+                crate::mm::user::RegionKind::Anonymous => "",
+            };
+            let _ = writeln!(
+                out,
+                "{:012x}-{:012x} r{}{}p 00000000 00:00 0  {name}",
+                region.start,
+                region.end,
+                if region.protection.write { 'w' } else { '-' },
+                if region.protection.execute { 'x' } else { '-' },
+            );
+        }
+    });
+    if !found {
+        let _ = writeln!(out, "maps: no process {pid}");
+    }
 }

@@ -67,9 +67,32 @@ impl Protection {
     }
 }
 
-/// A process's memory: its page table plus the bookkeeping system calls need.
+/// What a region of an address space holds (for `/proc/<pid>/maps` and the TUI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// A segment of the executable.
+    Image,
+    /// `brk`'s heap.
+    Heap,
+    Stack,
+    /// `mmap(MAP_ANONYMOUS)`.
+    Anonymous,
+}
+
+/// A range of user addresses the process may touch; its pages are allocated on first use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    pub protection: Protection,
+    pub kind: RegionKind,
+}
+
+/// A process's memory: its page table, the regions it may use, and `brk`/`mmap` bookkeeping.
 pub struct AddressSpace {
     table: PageTable,
+    /// Sorted, non-overlapping.
+    regions: Vec<Region>,
     /// Program break: `[brk_start, brk)` is the heap `brk(2)` manages.
     pub brk_start: u64,
     pub brk: u64,
@@ -90,6 +113,7 @@ impl AddressSpace {
     pub fn new() -> EResult<Self> {
         Ok(Self {
             table: PageTable::new_user().map_err(map_error)?,
+            regions: Vec::new(),
             brk_start: 0,
             brk: 0,
             mmap_top: 0x0000_7f00_0000_0000,
@@ -104,75 +128,179 @@ impl AddressSpace {
         unsafe { self.table.activate() };
     }
 
-    /// Maps zeroed pages over `[start, start + len)` (page-aligned; already mapped pages are
-    /// left alone, so overlapping ELF segments work).
-    pub fn map_zeroed(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Removes `[start, end)` from the region list, splitting regions that straddle it.
+    fn cut_regions(&mut self, start: u64, end: u64) {
+        let mut kept = Vec::with_capacity(self.regions.len() + 1);
+        for region in self.regions.drain(..) {
+            if region.end <= start || region.start >= end {
+                kept.push(region);
+                continue;
+            }
+            if region.start < start {
+                kept.push(Region {
+                    end: start,
+                    ..region
+                });
+            }
+            if region.end > end {
+                kept.push(Region {
+                    start: end,
+                    ..region
+                });
+            }
+        }
+        self.regions = kept;
+    }
+
+    /// Makes `[start, start + len)` usable with `protection`; pages are allocated (zeroed) on
+    /// first touch. Replaces whatever regions were there (`MAP_FIXED` semantics); pages already
+    /// present keep their contents and get the new rights.
+    pub fn reserve(
+        &mut self,
+        start: u64,
+        len: u64,
+        protection: Protection,
+        kind: RegionKind,
+    ) -> EResult<()> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
-        if !start.is_multiple_of(PAGE) || end > USER_END {
+        if !start.is_multiple_of(PAGE) || end > USER_END || start < PAGE {
             return Err(Errno::EINVAL);
         }
+        self.cut_regions(start, end);
+        let at = self.regions.partition_point(|r| r.start < start);
+        self.regions.insert(
+            at,
+            Region {
+                start,
+                end,
+                protection,
+                kind,
+            },
+        );
+        self.apply_protection(start, end, protection)
+    }
+
+    /// Like `reserve`, with every page allocated now (executable segments).
+    pub fn map_zeroed(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
+        // Two segments can share a page: widen, never narrow, the rights of what is there.
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut merged = protection;
+        for region in self
+            .regions
+            .iter()
+            .filter(|r| r.start < end && start < r.end)
+        {
+            merged.write |= region.protection.write;
+            merged.execute |= region.protection.execute;
+        }
+        self.reserve(start, len, merged, RegionKind::Image)?;
         let mut page = start;
         while page < end {
-            match self.table.translate(page) {
-                Some((phys, flags)) => {
-                    // Widen the rights of a page shared by two segments.
-                    let wanted = protection.page_flags();
-                    let merged = (flags | wanted) & !PageFlags::NO_EXECUTE
-                        | (flags & wanted & PageFlags::NO_EXECUTE);
-                    self.table.unmap_4k(page).map_err(map_error)?;
-                    self.table
-                        .map_4k(page, phys & !(PAGE - 1), merged)
-                        .map_err(map_error)?;
-                    PageTable::flush(page);
-                }
-                None => {
-                    let frame = frame_allocator::alloc_zeroed().ok_or(Errno::ENOMEM)?;
-                    if let Err(error) = self.table.map_4k(page, frame, protection.page_flags()) {
-                        frame_allocator::free(frame);
-                        return Err(map_error(error));
+            self.populate(page)?;
+            page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// The region holding `address`.
+    fn region_at(&self, address: u64) -> Option<&Region> {
+        let index = self.regions.partition_point(|r| r.end <= address);
+        self.regions.get(index).filter(|r| r.start <= address)
+    }
+
+    /// Backs the page holding `address` with a zeroed frame if its region allows and it is not
+    /// present yet.
+    fn populate(&mut self, address: u64) -> EResult<()> {
+        let page = address & !(PAGE - 1);
+        if self.table.translate(page).is_some() {
+            return Ok(());
+        }
+        let region = *self.region_at(page).ok_or(Errno::EFAULT)?;
+        let frame = frame_allocator::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        if let Err(error) = self
+            .table
+            .map_4k(page, frame, region.protection.page_flags())
+        {
+            frame_allocator::free(frame);
+            return Err(map_error(error));
+        }
+        self.resident_pages += 1;
+        Ok(())
+    }
+
+    /// A user access to a page that is not present: allocate it if a region covers it.
+    /// Returns false for a genuine fault.
+    pub fn resolve_missing_page(&mut self, address: u64) -> bool {
+        address < USER_END && self.populate(address).is_ok()
+    }
+
+    /// Gives the present pages of `[start, end)` the rights `protection` (copy-on-write pages
+    /// stay read-only until their fault makes them private).
+    fn apply_protection(&mut self, start: u64, end: u64, protection: Protection) -> EResult<()> {
+        let mut page = start;
+        while page < end {
+            if let Some((phys, old)) = self.table.translate(page) {
+                let mut flags = protection.page_flags();
+                if old.contains(PageFlags::COPY_ON_WRITE) {
+                    flags |= PageFlags::COPY_ON_WRITE;
+                    if flags.contains(PageFlags::WRITABLE) {
+                        flags.remove(PageFlags::WRITABLE);
+                        flags |= PageFlags::LOGICALLY_WRITABLE;
                     }
-                    self.resident_pages += 1;
                 }
+                self.table.unmap_4k(page).map_err(map_error)?;
+                self.table
+                    .map_4k(page, phys & !(PAGE - 1), flags)
+                    .map_err(map_error)?;
+                PageTable::flush(page);
             }
             page += PAGE;
         }
         Ok(())
     }
 
-    /// Changes the rights of every page in `[start, start + len)`; `ENOMEM` if any page is not
-    /// mapped (nothing is changed then), as Linux's `mprotect`.
+    /// `mprotect`: changes the rights of `[start, start + len)`; `ENOMEM` (and no change) if part
+    /// of it is not in any region, as Linux.
     pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         if !start.is_multiple_of(PAGE) || end > USER_END {
             return Err(Errno::EINVAL);
         }
-        let mut page = start;
-        while page < end {
-            self.table.translate(page).ok_or(Errno::ENOMEM)?;
-            page += PAGE;
+        let mut cursor = start;
+        while cursor < end {
+            let region = self.region_at(cursor).ok_or(Errno::ENOMEM)?;
+            cursor = region.end;
         }
-        let mut page = start;
-        while page < end {
-            let phys = self
-                .table
-                .unmap_4k(page)
-                .map_err(map_error)?
-                .ok_or(Errno::ENOMEM)?;
-            self.table
-                .map_4k(page, phys, protection.page_flags())
-                .map_err(map_error)?;
-            PageTable::flush(page);
-            page += PAGE;
+        let affected: Vec<Region> = self
+            .regions
+            .iter()
+            .filter(|r| r.start < end && start < r.end)
+            .map(|r| Region {
+                start: r.start.max(start),
+                end: r.end.min(end),
+                protection,
+                kind: r.kind,
+            })
+            .collect();
+        self.cut_regions(start, end);
+        for region in affected {
+            let at = self.regions.partition_point(|r| r.start < region.start);
+            self.regions.insert(at, region);
         }
-        Ok(())
+        self.apply_protection(start, end, protection)
     }
 
-    /// Unmaps `[start, start + len)`, freeing the frames.
+    /// `munmap`: forgets `[start, start + len)` and frees its pages.
     pub fn unmap(&mut self, start: u64, len: u64) -> EResult<()> {
         let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
         if !start.is_multiple_of(PAGE) || end > USER_END {
             return Err(Errno::EINVAL);
         }
+        self.cut_regions(start, end);
         let mut page = start;
         while page < end {
             if let Some(phys) = self.table.unmap_4k(page).map_err(map_error)? {
@@ -190,6 +318,7 @@ impl AddressSpace {
     /// (`resolve_write_fault`).
     pub fn duplicate(&mut self) -> EResult<Self> {
         let mut copy = Self::new()?;
+        copy.regions = self.regions.clone();
         copy.brk_start = self.brk_start;
         copy.brk = self.brk;
         copy.mmap_top = self.mmap_top;
@@ -293,10 +422,11 @@ impl AddressSpace {
     }
 
     /// Copies user memory into `out`.
-    pub fn read(&self, from: UserSlice<Read>, out: &mut [u8]) -> EResult<()> {
+    pub fn read(&mut self, from: UserSlice<Read>, out: &mut [u8]) -> EResult<()> {
         if out.len() != from.len {
             return Err(Errno::EINVAL);
         }
+        self.populate_range(from.address, from.len);
         self.for_each_chunk(
             from.address,
             from.len,
@@ -335,10 +465,22 @@ impl AddressSpace {
 
     /// Makes every copy-on-write page in the range private (before the kernel writes it).
     fn unshare(&mut self, address: u64, len: usize) {
+        self.populate_range(address, len);
         let end = address.saturating_add(len as u64).min(USER_END);
         let mut page = address & !(PAGE - 1);
         while page < end {
             self.resolve_write_fault(page);
+            page += PAGE;
+        }
+    }
+
+    /// Allocates the not-yet-touched pages of the range that regions allow (the kernel touching
+    /// user memory must see what a user access would).
+    fn populate_range(&mut self, address: u64, len: usize) {
+        let end = address.saturating_add(len as u64).min(USER_END);
+        let mut page = address & !(PAGE - 1);
+        while page < end {
+            let _ = self.populate(page);
             page += PAGE;
         }
     }
@@ -360,7 +502,7 @@ impl AddressSpace {
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
-    pub fn read_c_string(&self, address: u64, max: usize) -> EResult<String> {
+    pub fn read_c_string(&mut self, address: u64, max: usize) -> EResult<String> {
         let mut bytes = Vec::new();
         let mut cursor = address;
         loop {
@@ -379,7 +521,7 @@ impl AddressSpace {
     }
 
     /// Reads one `u64` (argv/envp pointer arrays).
-    pub fn read_u64(&self, address: u64) -> EResult<u64> {
+    pub fn read_u64(&mut self, address: u64) -> EResult<u64> {
         let mut bytes = [0u8; 8];
         self.read(UserSlice::new(address, 8)?, &mut bytes)?;
         Ok(u64::from_le_bytes(bytes))
