@@ -124,14 +124,6 @@ fn emit(log: &mut LogRing, bytes: &[u8]) {
     }
 }
 
-/// Output of user programs on the console (until the TTY layer owns it): straight to the UART,
-/// with `\n` turned into CR LF as a terminal's `ONLCR` would, and not into the kernel log.
-pub fn write_user(bytes: &[u8]) {
-    if CONSOLE_ENABLED.load(Ordering::Relaxed) {
-        write_translated(bytes, |chunk| serial::write(port(), chunk));
-    }
-}
-
 /// Serial terminals want CR LF.
 fn write_translated(bytes: &[u8], mut out: impl FnMut(&[u8])) {
     for piece in bytes.split_inclusive(|&b| b == b'\n') {

@@ -20,7 +20,9 @@ mod selftest;
 mod sync;
 mod syscall;
 mod task;
+mod telemetry;
 mod time;
+mod tty;
 
 use arch::x86_64::power::{self, ExitCode};
 use arch::x86_64::{acpi, cpu, gdt, idt, ioapic, lapic, pic, stack};
@@ -53,11 +55,14 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     stack::register(stack::BOOT_STACK.range());
 
     init_memory(&mut info);
+    mm::heap::init();
+    mm::leak::init(&info.cmdline);
     let platform = init_interrupts_and_time(&info);
     debug::kgdb::init(&info.cmdline);
     syscall::init(&info.cmdline);
     report_initrd(&info);
     boot::initramfs::init(info.initrd);
+    tty::init();
 
     kprintln!("boot: complete in {} ms", time::now_ns() / 1_000_000);
     run_requested_mode(&info, &platform)
@@ -230,6 +235,7 @@ fn report_initrd(info: &BootInfo) {
 
 fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
     let cmdline = &info.cmdline;
+    telemetry::init(cmdline);
     if cmdline.has("panic_test") {
         debug::crash::panic_test();
     }
@@ -249,6 +255,11 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
         } else {
             ExitCode::SelftestFailed
         });
+    }
+    mm::leak::run_test_mode(cmdline);
+    if cmdline.get("bench") == Some("heap") {
+        mm::heap::bench::run();
+        power::exit(ExitCode::Success);
     }
     root_delay(cmdline);
     start_init(cmdline);

@@ -10,6 +10,7 @@ pub mod gdb;
 pub mod image;
 pub mod initramfs;
 pub mod launch;
+pub mod telemetry;
 pub mod workspace;
 
 pub use exit::GuestExit;

@@ -207,3 +207,48 @@ fn lazy_memory_mprotect_and_munmap() {
         assert!(console.contains(line), "{line:?} missing:\n{console}");
     }
 }
+
+#[test]
+fn the_console_is_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::copy(program("tty"), tree.join("init")).unwrap();
+    let archive = dir.path().join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(archive);
+    let mut qemu = config.spawn().unwrap();
+    let step = Duration::from_secs(60);
+    let mut at = qemu
+        .wait_for_console("type a line: ", 0, step)
+        .expect("prompt");
+    qemu.send(b"hellx\x7fo world\r").unwrap();
+    at = qemu
+        .wait_for_console("got 12 bytes: [hello world]", at, step)
+        .unwrap_or_else(|| panic!("canonical line editing:\n{}", qemu.console()));
+    at = qemu.wait_for_console("raw: press a key", at, step).unwrap();
+    qemu.send(b"z").unwrap();
+    at = qemu
+        .wait_for_console("raw got 1 'z'", at, step)
+        .expect("raw read");
+    at = qemu.wait_for_console("press ^C", at, step).unwrap();
+    qemu.send(b"\x03").unwrap();
+    at = qemu
+        .wait_for_console("read interrupted: n=-1 errno=4 sigint=1", at, step)
+        .unwrap_or_else(|| panic!("^C:\n{}", qemu.console()));
+    at = qemu.wait_for_console("press ^D", at, step).unwrap();
+    qemu.send(b"\x04").unwrap();
+    qemu.wait_for_console("eof read returned 0", at, step)
+        .expect("^D");
+    let result = qemu.wait(Some(step)).unwrap();
+    let console = &result.console;
+    assert!(console.contains("canonical=1 echo=1"), "{console}");
+    assert!(console.contains("winsize 80x24 isatty=1"), "{console}");
+    assert!(
+        console.contains("hello world"),
+        "the line was echoed: {console}"
+    );
+    assert!(console.contains("^C"), "{console}");
+    assert_eq!(result.exit, GuestExit::Clean);
+}

@@ -302,6 +302,14 @@ pub fn claim(index: usize, handler: RxHandler) -> Result<(), ClaimError> {
         .map_err(|_| ClaimError::AlreadyClaimed)
 }
 
+/// Sends the console UART's input to the terminal layer (`tty`), like `claim` but for the port
+/// the kernel log also writes to.
+pub fn route_console_input(index: usize, handler: RxHandler) {
+    if let Some(owner) = OWNERS.get(index) {
+        owner.store(handler as usize, Ordering::Release);
+    }
+}
+
 pub fn is_claimed(index: usize) -> bool {
     OWNERS
         .get(index)
@@ -333,7 +341,10 @@ pub fn irq_handler(_vector: u8) {
                 continue;
             }
             uart.stats.interrupts += 1;
-            uart.take_rx(&mut bytes)
+            let n = uart.take_rx(&mut bytes);
+            // The console stays interrupt-driven for output.
+            uart.kick_tx();
+            n
         };
         for &byte in &bytes[..n] {
             handler(byte);

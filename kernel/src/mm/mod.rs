@@ -97,6 +97,14 @@ pub fn set_memory_map(map: crate::boot::MemoryMap) {
     MEMORY_MAP.call_once(|| map);
 }
 
+/// One past the highest address the frame allocator can hand out (the end of the last usable
+/// region), once the memory map is published.
+pub fn usable_end() -> Option<u64> {
+    MEMORY_MAP
+        .get()
+        .map(|map| map.usable().map(|r| r.end).max().unwrap_or(0))
+}
+
 /// Whether the direct map covers `region`. RAM and ACPI memory always; other firmware-reserved
 /// ranges only below 4 GiB, where firmware tables live — above it they are holes such as the
 /// 12 GiB HyperTransport window QEMU reports at 1 TiB, which would only cost page tables.

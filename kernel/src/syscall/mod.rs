@@ -45,6 +45,7 @@ macro_rules! syscall_table {
 }
 
 syscall_table! {
+    0 => process::read,
     1 => process::write,
     9 => process::mmap,
     10 => process::mprotect,

@@ -11,15 +11,18 @@ fn fd(value: u64) -> EResult<i32> {
     i32::try_from(value as i64).map_err(|_| Errno::EBADF)
 }
 
-/// Console output for fds 1 and 2 until the file table exists.
-fn console_write(fd: i32, data: &[u8]) -> EResult<u64> {
-    match fd {
-        1 | 2 => {
-            crate::console::write_user(data);
-            Ok(data.len() as u64)
-        }
-        _ => Err(Errno::EBADF),
+/// Until the file table exists, descriptors 0, 1 and 2 are the console terminal.
+fn console_fd(fd: i32) -> EResult<()> {
+    if (0..=2).contains(&fd) {
+        Ok(())
+    } else {
+        Err(Errno::EBADF)
     }
+}
+
+fn console_write(fd: i32, data: &[u8]) -> EResult<u64> {
+    console_fd(fd)?;
+    crate::tty::write(data).map(|n| n as u64)
 }
 
 /// Largest single transfer, as Linux's MAX_RW_COUNT (rounded).
@@ -58,13 +61,35 @@ pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
     Ok(total)
 }
 
-pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
+pub fn read(call: &mut Call<'_>) -> EResult<u64> {
     let fd = fd(call.args.0[0])?;
-    match fd {
-        // No terminal driver yet: programs asking (isatty) learn the console is not a tty.
-        0..=2 => Err(Errno::ENOTTY),
-        _ => Err(Errno::EBADF),
+    console_fd(fd)?;
+    let len = (call.args.0[2] as usize).min(64 * 1024);
+    let target: UserSlice<crate::mm::user::Write> = UserSlice::new(call.args.0[1], len)?;
+    let mut data = vec![0u8; len];
+    let n = crate::tty::read(&mut data)?;
+    let target = UserSlice::new(target.address(), n)?;
+    task::with_current(|p| p.space.write(target, &data[..n]))??;
+    Ok(n as u64)
+}
+
+pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, request, argument, ..] = call.args.0;
+    console_fd(self::fd(fd)?)?;
+    let size = crate::tty::argument_size(request);
+    let mut input = vec![0u8; size];
+    if size > 0 {
+        let source = UserSlice::new(argument, size)?;
+        task::with_current(|p| p.space.read(source, &mut input))??;
     }
+    match crate::tty::ioctl(request, &input)? {
+        crate::tty::IoctlData::None => {}
+        crate::tty::IoctlData::Out(bytes) => {
+            let target = UserSlice::new(argument, bytes.len())?;
+            task::with_current(|p| p.space.write(target, &bytes))??;
+        }
+    }
+    Ok(0)
 }
 
 pub fn exit(call: &mut Call<'_>) -> EResult<u64> {

@@ -10,6 +10,9 @@
 
 mod kernel_stack;
 pub mod signal;
+mod wait_queue;
+
+pub use wait_queue::WaitQueue;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -51,6 +54,8 @@ pub enum State {
     Running,
     /// Blocked in `wait4` until a child changes state.
     WaitingForChild,
+    /// Blocked on a `WaitQueue` (terminal input, ...); a signal wakes it.
+    Sleeping,
     Zombie(ExitStatus),
 }
 
@@ -59,7 +64,7 @@ impl State {
     pub fn letter(self) -> char {
         match self {
             Self::Runnable | Self::Running => 'R',
-            Self::WaitingForChild => 'S',
+            Self::WaitingForChild | Self::Sleeping => 'S',
             Self::Zombie(_) => 'Z',
         }
     }
@@ -328,7 +333,7 @@ pub fn send_signal_to(
 /// A task blocked in an interruptible wait runs again to notice a deliverable signal.
 fn wake_for_signal(scheduler: &mut Scheduler, pid: Pid) {
     if let Some(task) = scheduler.tasks.get_mut(&pid)
-        && task.state == State::WaitingForChild
+        && matches!(task.state, State::WaitingForChild | State::Sleeping)
         && task.signals.has_deliverable()
     {
         task.state = State::Runnable;

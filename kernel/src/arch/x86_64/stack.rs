@@ -93,6 +93,12 @@ pub fn register(range: StackRange) {
     }
 }
 
+/// A copy of every registered stack (the leak scanner reads them as roots); `None` if the
+/// registry is locked (we interrupted its owner).
+pub fn registered() -> Option<[Option<StackRange>; MAX_STACKS]> {
+    REGISTRY.try_lock().map(|registry| registry.stacks)
+}
+
 /// The registered stack holding `[addr, addr + len)`, if any. Lock-free fallback for the panic
 /// path: if the registry is locked (we interrupted its owner), only the boot stack is trusted.
 pub fn find(addr: usize, len: usize) -> Option<StackRange> {

@@ -102,6 +102,7 @@ impl Machine for KernelMachine {
                 _ if p.pid == current => "running on cpu0",
                 task::State::Runnable | task::State::Running => "runnable",
                 task::State::WaitingForChild => "sleeping (wait4)",
+                task::State::Sleeping => "sleeping",
                 task::State::Zombie(_) => "zombie",
             };
             each(&ThreadInfo {

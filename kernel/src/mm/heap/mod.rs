@@ -1,23 +1,32 @@
 //! The kernel heap: the `#[global_allocator]` and the seam where allocation tracking plugs in.
 //!
 //! `KernelHeap` owns policy-free plumbing: it forwards to a backend (`size_class::SizeClassHeap`
-//! today) and reports every successful allocation and every free to an optional
-//! `HeapObserver`. The leak tracker will be such an observer; keeping it out of the allocator
-//! means the tracker can be switched off at boot and measured, and the backend can change without
-//! touching it.
+//! today) and reports every successful allocation and every free to its `HeapObserver`. The
+//! leak tracker (`mm::leak`) is that observer; keeping it out of the allocator means the tracker
+//! can be switched off at boot (`kmemleak=off`) and measured (`bench=heap`, see
+//! docs/performance.md), and the backend can change without touching it. The observer is a type
+//! parameter rather than a `dyn` object set at run time: it is called twice per allocation, and
+//! static dispatch lets its "am I on?" test and its fast path be inlined into the allocator (under
+//! TCG each call and return through a pointer costs a translation-block lookup).
+//!
+//! The backend call and the observer call run in one interrupts-off section, inside which both
+//! take plain spinlocks: an interrupt handler never sees a block that the backend handed out but
+//! the observer has not recorded yet (or the reverse on free), and tracking adds no
+//! interrupt-flag round trip of its own (under TCG reading RFLAGS is a helper call, and `sti`
+//! ends a translation block).
 
+pub mod bench;
 pub mod size_class;
 
 use core::alloc::{GlobalAlloc, Layout};
 
-use spin::Once;
-
-pub use size_class::HeapStats;
+use crate::arch::x86_64::cpu;
+pub use size_class::{CLASS_SIZES, HeapStats, block_containing, fragmentation};
 
 /// Sees every allocation and free of the kernel heap.
 ///
-/// Called with the heap's lock released but interrupts in whatever state the caller had; an
-/// observer must not allocate from the kernel heap itself.
+/// Called with the heap's lock released and interrupts masked (an observer may rely on that and
+/// use plain spinlocks); it must not allocate from the kernel heap itself.
 pub trait HeapObserver: Sync {
     fn allocated(&self, ptr: *mut u8, layout: Layout);
     /// Called before the block is returned to the backend, so the observer can still inspect it
@@ -25,50 +34,89 @@ pub trait HeapObserver: Sync {
     fn freeing(&self, ptr: *mut u8, layout: Layout);
 }
 
-static OBSERVER: Once<&'static dyn HeapObserver> = Once::new();
+/// The observer wired into the global allocator: the leak tracker.
+type Observer = crate::mm::leak::Observer;
 
-/// Installs the heap observer. Only the first call has an effect.
-#[allow(
-    dead_code,
-    reason = "the seam the leak tracker plugs into; it has no user yet"
-)]
-pub fn set_observer(observer: &'static dyn HeapObserver) {
-    OBSERVER.call_once(|| observer);
+/// Sets up the heap's frame descriptors (see `size_class`) for every frame the frame allocator
+/// can hand out. Call once the frame allocator runs and before the first allocation; without
+/// descriptors the heap still works, but cannot find blocks by address (no leak scan) or
+/// measure external fragmentation.
+pub fn init() {
+    let end = crate::mm::usable_end().unwrap_or(0);
+    if size_class::init_frame_meta(end).is_none() {
+        crate::kprintln!("heap: no frames for the frame descriptors; leak scans will find nothing");
+    }
 }
 
-pub struct KernelHeap {
+/// Bytes of frames the frame descriptors take.
+pub fn frame_meta_bytes() -> usize {
+    size_class::meta_table_bytes()
+}
+
+/// Masks interrupts until dropped, restoring the previous state.
+pub(crate) struct InterruptsOff {
+    were_enabled: bool,
+}
+
+impl InterruptsOff {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        let were_enabled = cpu::interrupts_enabled();
+        if were_enabled {
+            cpu::disable_interrupts();
+        }
+        Self { were_enabled }
+    }
+}
+
+impl Drop for InterruptsOff {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.were_enabled {
+            cpu::enable_interrupts();
+        }
+    }
+}
+
+pub struct KernelHeap<O: HeapObserver> {
     backend: size_class::SizeClassHeap,
+    observer: O,
 }
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap {
+static HEAP: KernelHeap<Observer> = KernelHeap {
     backend: size_class::SizeClassHeap::new(),
+    observer: crate::mm::leak::Observer,
 };
 
 // SAFETY: the backend hands out disjoint blocks of at least `layout.size()` bytes aligned to
 // `layout.align()` (see `size_class`), and takes back only blocks it handed out.
-unsafe impl GlobalAlloc for KernelHeap {
+unsafe impl<O: HeapObserver> GlobalAlloc for KernelHeap<O> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = self.backend.alloc(layout);
-        if !ptr.is_null()
-            && let Some(observer) = OBSERVER.get()
-        {
-            observer.allocated(ptr, layout);
+        let _masked = InterruptsOff::new();
+        let ptr = self.backend.alloc_masked(layout);
+        if !ptr.is_null() {
+            self.observer.allocated(ptr, layout);
         }
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(observer) = OBSERVER.get() {
-            observer.freeing(ptr, layout);
-        }
-        // SAFETY: the caller guarantees `ptr` came from `alloc` with this `layout`.
-        unsafe { self.backend.dealloc(ptr, layout) };
+        let _masked = InterruptsOff::new();
+        self.observer.freeing(ptr, layout);
+        // SAFETY: the caller guarantees `ptr` came from `alloc` with this `layout`; the observer
+        // panics instead of returning if it knows better.
+        unsafe { self.backend.dealloc_masked(ptr, layout) };
     }
 }
 
 pub fn stats() -> HeapStats {
     HEAP.backend.stats()
+}
+
+/// `stats` without waiting for the heap's lock (for the debugger and reports).
+pub fn try_stats() -> Option<HeapStats> {
+    HEAP.backend.try_stats()
 }
 
 crate::kernel_test!(heap_small_large_and_aligned, {
@@ -111,4 +159,22 @@ crate::kernel_test!(heap_small_large_and_aligned, {
         class_16.free_blocks() + class_16.live_blocks,
         class_16.frames * 4096 / 16
     );
+});
+
+crate::kernel_test!(heap_counts_requested_bytes_per_class, {
+    use alloc::boxed::Box;
+    let before = stats();
+    let boxed = Box::new([1u8; 40]); // class 64: 24 bytes of rounding
+    let during = stats();
+    crate::check_eq!(
+        during.classes[2].requested_bytes,
+        before.classes[2].requested_bytes + 40
+    );
+    crate::check_eq!(
+        during.internal_fragmentation(),
+        before.internal_fragmentation() + 24
+    );
+    drop(boxed);
+    crate::check_eq!(stats().classes[2], before.classes[2]);
+    crate::check!(try_stats().is_some(), "the heap lock is free between calls");
 });

@@ -1,0 +1,454 @@
+//! The serial console as a terminal: Linux's line discipline (N_TTY) and termios.
+//!
+//! Bytes from the UART arrive in interrupt context and go through input processing (CR to NL,
+//! signal characters, canonical line editing with erase/kill/EOF, echo); readers sleep on a wait
+//! queue until a line (canonical mode) or `VMIN` bytes (raw mode) are ready. Output goes through
+//! `OPOST`/`ONLCR`. The termios, window-size and foreground-group ioctls use Linux's numbers and
+//! struct layouts, so shells and editors configure it as they would a Linux serial port.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::drivers::serial;
+use crate::errno::{EResult, Errno};
+use crate::sync::IrqSpinLock;
+use crate::task::{self, Pid, WaitQueue, signal};
+
+// c_iflag
+const ICRNL: u32 = 0o400;
+const INLCR: u32 = 0o100;
+const IGNCR: u32 = 0o200;
+const IXON: u32 = 0o2000;
+// c_oflag
+const OPOST: u32 = 0o1;
+const ONLCR: u32 = 0o4;
+// c_lflag
+const ISIG: u32 = 0o1;
+const ICANON: u32 = 0o2;
+const ECHO: u32 = 0o10;
+const ECHOE: u32 = 0o20;
+const ECHOK: u32 = 0o40;
+const ECHOCTL: u32 = 0o1000;
+const ECHOKE: u32 = 0o4000;
+const IEXTEN: u32 = 0o100000;
+// c_cc indices
+const VINTR: usize = 0;
+const VQUIT: usize = 1;
+const VERASE: usize = 2;
+const VKILL: usize = 3;
+const VEOF: usize = 4;
+const VTIME: usize = 5;
+const VMIN: usize = 6;
+const VSUSP: usize = 10;
+const VWERASE: usize = 14;
+
+/// Longest canonical line (Linux's N_TTY_BUF_SIZE less one).
+const MAX_LINE: usize = 4095;
+
+/// `struct termios` as `TCGETS` returns it (36 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Termios {
+    pub iflag: u32,
+    pub oflag: u32,
+    pub cflag: u32,
+    pub lflag: u32,
+    pub line: u8,
+    pub cc: [u8; 19],
+}
+
+impl Termios {
+    /// Linux's defaults for a serial console (`stty sane`).
+    pub const fn sane() -> Self {
+        Self {
+            iflag: ICRNL | IXON,
+            oflag: OPOST | ONLCR,
+            cflag: 0o10000 | 0o60 | 0o200 | 0o2000 | 0o15, // B38400-ish | CS8 | CREAD | HUPCL
+            lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
+            line: 0,
+            cc: [
+                3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0, 0,
+                0,
+            ],
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; 36] {
+        let mut bytes = [0u8; 36];
+        for (i, word) in [self.iflag, self.oflag, self.cflag, self.lflag]
+            .iter()
+            .enumerate()
+        {
+            bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+        }
+        bytes[16] = self.line;
+        bytes[17..36].copy_from_slice(&self.cc);
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8; 36]) -> Self {
+        let word = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().expect("4"));
+        let mut cc = [0u8; 19];
+        cc.copy_from_slice(&bytes[17..36]);
+        Self {
+            iflag: word(0),
+            oflag: word(1),
+            cflag: word(2),
+            lflag: word(3),
+            line: bytes[16],
+            cc,
+        }
+    }
+}
+
+struct Tty {
+    port: usize,
+    termios: Termios,
+    rows: u16,
+    columns: u16,
+    /// The line being edited (canonical mode).
+    line: Vec<u8>,
+    /// Bytes readers may take.
+    ready: VecDeque<u8>,
+    /// End-of-file marks (^D on an empty line) not yet consumed by a read.
+    eof: usize,
+    foreground: Pid,
+    session: Pid,
+}
+
+static CONSOLE: IrqSpinLock<Tty> = IrqSpinLock::new(Tty {
+    port: 0,
+    termios: Termios::sane(),
+    rows: 24,
+    columns: 80,
+    line: Vec::new(),
+    ready: VecDeque::new(),
+    eof: 0,
+    foreground: 0,
+    session: 0,
+});
+static READERS: WaitQueue = WaitQueue::new();
+
+/// Takes over the console UART's input (the kernel log keeps writing to it).
+pub fn init() {
+    let port = crate::console::port();
+    CONSOLE.lock().port = port;
+    serial::route_console_input(port, input);
+}
+
+fn output_raw(port: usize, bytes: &[u8]) {
+    serial::write(port, bytes);
+}
+
+impl Tty {
+    /// Output processing (`OPOST`, `ONLCR`).
+    fn output(&self, bytes: &[u8]) {
+        if self.termios.oflag & (OPOST | ONLCR) != (OPOST | ONLCR) {
+            output_raw(self.port, bytes);
+            return;
+        }
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            match piece.strip_suffix(b"\n") {
+                Some(text) => {
+                    output_raw(self.port, text);
+                    output_raw(self.port, b"\r\n");
+                }
+                None => output_raw(self.port, piece),
+            }
+        }
+    }
+
+    fn echo(&self, byte: u8) {
+        if self.termios.lflag & ECHO == 0 {
+            return;
+        }
+        if self.termios.lflag & ECHOCTL != 0 && byte < 0x20 && byte != b'\n' && byte != b'\t' {
+            self.output(&[b'^', byte + 0x40]);
+        } else {
+            self.output(&[byte]);
+        }
+    }
+
+    fn erase_one(&mut self) {
+        if let Some(byte) = self.line.pop()
+            && self.termios.lflag & ECHO != 0
+            && self.termios.lflag & ECHOE != 0
+        {
+            let width = if byte < 0x20 && self.termios.lflag & ECHOCTL != 0 {
+                2
+            } else {
+                1
+            };
+            for _ in 0..width {
+                self.output(b"\x08 \x08");
+            }
+        }
+    }
+
+    /// Input processing for one received byte; returns the signal to send to the foreground
+    /// group, if the byte was a signal character.
+    fn receive(&mut self, mut byte: u8) -> Option<u8> {
+        let t = self.termios;
+        if byte == b'\r' {
+            if t.iflag & IGNCR != 0 {
+                return None;
+            }
+            if t.iflag & ICRNL != 0 {
+                byte = b'\n';
+            }
+        } else if byte == b'\n' && t.iflag & INLCR != 0 {
+            byte = b'\r';
+        }
+        if t.lflag & ISIG != 0 {
+            let signal = match byte {
+                b if b == t.cc[VINTR] && b != 0 => Some(signal::SIGINT),
+                b if b == t.cc[VQUIT] && b != 0 => Some(signal::SIGQUIT),
+                b if b == t.cc[VSUSP] && b != 0 => Some(signal::SIGTSTP),
+                _ => None,
+            };
+            if let Some(signal) = signal {
+                self.line.clear();
+                self.ready.clear();
+                self.echo(byte);
+                if t.lflag & ECHO != 0 {
+                    self.output(b"\n");
+                }
+                return Some(signal);
+            }
+        }
+        if t.lflag & ICANON == 0 {
+            self.ready.push_back(byte);
+            self.echo(byte);
+            return None;
+        }
+        match byte {
+            b if b == t.cc[VERASE] || b == 0x08 => self.erase_one(),
+            b if b == t.cc[VWERASE] && t.lflag & IEXTEN != 0 => {
+                while self.line.last() == Some(&b' ') {
+                    self.erase_one();
+                }
+                while self.line.last().is_some_and(|&c| c != b' ') {
+                    self.erase_one();
+                }
+            }
+            b if b == t.cc[VKILL] => {
+                while !self.line.is_empty() {
+                    self.erase_one();
+                }
+            }
+            b if b == t.cc[VEOF] => {
+                if self.line.is_empty() {
+                    self.eof += 1;
+                } else {
+                    self.ready.extend(self.line.drain(..));
+                }
+            }
+            b'\n' => {
+                self.line.push(b'\n');
+                self.ready.extend(self.line.drain(..));
+                self.echo(b'\n');
+            }
+            byte => {
+                if self.line.len() < MAX_LINE {
+                    self.line.push(byte);
+                    self.echo(byte);
+                }
+            }
+        }
+        None
+    }
+
+    fn readable(&self) -> bool {
+        if self.termios.lflag & ICANON != 0 {
+            self.eof > 0 || self.ready.contains(&b'\n') || !self.ready.is_empty()
+        } else {
+            let min = usize::from(self.termios.cc[VMIN]);
+            min == 0 || self.ready.len() >= min
+        }
+    }
+}
+
+/// Received bytes, in interrupt context.
+fn input(byte: u8) {
+    let (signal, foreground) = {
+        let mut tty = CONSOLE.lock();
+        let signal = tty.receive(byte);
+        (signal, tty.foreground)
+    };
+    if let Some(signal) = signal
+        && foreground != 0
+    {
+        let _ = task::send_signal_to(
+            |p| p.pgid == foreground,
+            signal,
+            signal::Info {
+                code: 0x80, // SI_KERNEL
+                ..signal::Info::default()
+            },
+        );
+    }
+    READERS.wake_all();
+}
+
+/// `read` on the terminal.
+pub fn read(out: &mut [u8]) -> EResult<usize> {
+    if out.is_empty() {
+        return Ok(0);
+    }
+    let nonblocking_raw = {
+        let tty = CONSOLE.lock();
+        tty.termios.lflag & ICANON == 0 && tty.termios.cc[VMIN] == 0
+    };
+    if !nonblocking_raw {
+        READERS.wait_until(|| CONSOLE.lock().readable())?;
+    }
+    let mut tty = CONSOLE.lock();
+    if tty.termios.lflag & ICANON != 0 {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(byte) = tty.ready.pop_front() else {
+                break;
+            };
+            out[n] = byte;
+            n += 1;
+            if byte == b'\n' {
+                break;
+            }
+        }
+        if n == 0 && tty.eof > 0 {
+            tty.eof -= 1;
+        }
+        return Ok(n);
+    }
+    let n = out.len().min(tty.ready.len());
+    for slot in &mut out[..n] {
+        *slot = tty.ready.pop_front().expect("counted");
+    }
+    let _ = VTIME;
+    Ok(n)
+}
+
+/// `write` on the terminal.
+pub fn write(data: &[u8]) -> EResult<usize> {
+    CONSOLE.lock().output(data);
+    Ok(data.len())
+}
+
+const TCGETS: u64 = 0x5401;
+const TCSETS: u64 = 0x5402;
+const TCSETSW: u64 = 0x5403;
+const TCSETSF: u64 = 0x5404;
+const TIOCSCTTY: u64 = 0x540e;
+const TIOCGPGRP: u64 = 0x540f;
+const TIOCSPGRP: u64 = 0x5410;
+const TIOCGWINSZ: u64 = 0x5413;
+const TIOCSWINSZ: u64 = 0x5414;
+const FIONREAD: u64 = 0x541b;
+const TIOCNOTTY: u64 = 0x5422;
+const TIOCGSID: u64 = 0x5429;
+
+/// What an ioctl needs copied in or out (the syscall layer does the user memory part).
+pub enum IoctlData {
+    None,
+    /// Write these bytes to the user's argument pointer.
+    Out(Vec<u8>),
+}
+
+/// `ioctl` on the terminal. `input` is what the user's argument points at, for the requests
+/// that read it (the syscall layer reads as many bytes as `argument_size` says).
+pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
+    let mut tty = CONSOLE.lock();
+    match request {
+        TCGETS => Ok(IoctlData::Out(tty.termios.to_bytes().to_vec())),
+        TCSETS | TCSETSW | TCSETSF => {
+            let bytes: &[u8; 36] = input.try_into().map_err(|_| Errno::EFAULT)?;
+            tty.termios = Termios::from_bytes(bytes);
+            if request == TCSETSF {
+                tty.ready.clear();
+                tty.line.clear();
+            }
+            drop(tty);
+            READERS.wake_all();
+            Ok(IoctlData::None)
+        }
+        TIOCGWINSZ => {
+            let mut bytes = [0u8; 8];
+            bytes[0..2].copy_from_slice(&tty.rows.to_le_bytes());
+            bytes[2..4].copy_from_slice(&tty.columns.to_le_bytes());
+            Ok(IoctlData::Out(bytes.to_vec()))
+        }
+        TIOCSWINSZ => {
+            let bytes: &[u8; 8] = input.try_into().map_err(|_| Errno::EFAULT)?;
+            tty.rows = u16::from_le_bytes([bytes[0], bytes[1]]);
+            tty.columns = u16::from_le_bytes([bytes[2], bytes[3]]);
+            let foreground = tty.foreground;
+            drop(tty);
+            if foreground != 0 {
+                let _ = task::send_signal_to(
+                    |p| p.pgid == foreground,
+                    signal::SIGWINCH,
+                    signal::Info::default(),
+                );
+            }
+            Ok(IoctlData::None)
+        }
+        TIOCGPGRP => Ok(IoctlData::Out(tty.foreground.to_le_bytes().to_vec())),
+        TIOCSPGRP => {
+            let bytes: &[u8; 4] = input.try_into().map_err(|_| Errno::EFAULT)?;
+            let group = u32::from_le_bytes(*bytes);
+            tty.foreground = group;
+            Ok(IoctlData::None)
+        }
+        TIOCGSID => Ok(IoctlData::Out(tty.session.to_le_bytes().to_vec())),
+        TIOCSCTTY => {
+            let (pid, pgid) = task::with_current(|p| (p.sid, p.pgid))?;
+            tty.session = pid;
+            tty.foreground = pgid;
+            Ok(IoctlData::None)
+        }
+        TIOCNOTTY => Ok(IoctlData::None),
+        FIONREAD => Ok(IoctlData::Out(
+            (tty.ready.len() as u32).to_le_bytes().to_vec(),
+        )),
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// How many bytes an ioctl's argument points at, for the requests that read it.
+pub fn argument_size(request: u64) -> usize {
+    match request {
+        TCSETS | TCSETSW | TCSETSF => 36,
+        TIOCSWINSZ => 8,
+        TIOCSPGRP => 4,
+        _ => 0,
+    }
+}
+
+crate::kernel_test!(tty_line_discipline_edits_and_signals, {
+    let mut tty = Tty {
+        port: 9, // no such UART: echo goes nowhere
+        termios: Termios::sane(),
+        rows: 24,
+        columns: 80,
+        line: Vec::new(),
+        ready: VecDeque::new(),
+        eof: 0,
+        foreground: 0,
+        session: 0,
+    };
+    for &byte in b"lsx\x7f -l\r" {
+        crate::check_eq!(tty.receive(byte), None);
+    }
+    crate::check_eq!(
+        tty.ready.iter().copied().collect::<Vec<u8>>(),
+        b"ls -l\n".to_vec()
+    );
+    crate::check_eq!(tty.receive(3), Some(signal::SIGINT));
+    crate::check!(tty.ready.is_empty(), "^C flushes input");
+    tty.receive(4);
+    crate::check_eq!(tty.eof, 1);
+    let raw = Termios {
+        lflag: 0,
+        ..Termios::sane()
+    };
+    crate::check_eq!(Termios::from_bytes(&raw.to_bytes()), raw);
+});
