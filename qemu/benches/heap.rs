@@ -119,4 +119,71 @@ fn main() {
             overhead(on_med, off_med)
         );
     }
+    fork_exec_exit(&kernel, boots);
+}
+
+/// Seconds on a kernel log line's `[    1.234567]` stamp.
+fn stamp(line: &str) -> Option<f64> {
+    line.strip_prefix('[')?
+        .split_once(']')?
+        .0
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// 1,000 fork+exec+exit cycles from a static musl init (qemu/tests/userland/forkloop.c), timed
+/// by the kernel's own log stamps, tracking on vs off.
+fn fork_exec_exit(kernel: &std::path::Path, boots: usize) {
+    let workspace = Workspace::locate().expect("run inside the checkout");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).expect("tree");
+    let source = workspace.root().join("qemu/tests/userland/forkloop.c");
+    let compiled = std::process::Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(tree.join("init"))
+        .arg(&source)
+        .status();
+    if !compiled.is_ok_and(|s| s.success()) {
+        eprintln!("fork benchmark skipped: musl-gcc (Debian musl-tools) is needed");
+        return;
+    }
+    let archive = dir.path().join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).expect("archive");
+    let seconds = |append: &str| -> Vec<f64> {
+        (0..boots)
+            .filter_map(|_| {
+                let mut config = cadenza_qemu::QemuConfig::new(kernel);
+                config.initrd = Some(archive.clone());
+                config.append = format!("console=ttyS0 {append} -- 1000");
+                let result = config.run(std::time::Duration::from_secs(300)).ok()?;
+                let start = result
+                    .console
+                    .lines()
+                    .find(|l| l.contains("Run /init as init"))?;
+                let end = result
+                    .console
+                    .lines()
+                    .find(|l| l.contains("init[1]: exited with status 0"))?;
+                Some(stamp(end)? - stamp(start)?)
+            })
+            .collect()
+    };
+    let on = seconds("");
+    let off = seconds("kmemleak=off");
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    if on.is_empty() || off.is_empty() {
+        eprintln!("fork benchmark: a run failed");
+        return;
+    }
+    println!();
+    println!("1000 x fork+exec+exit (QEMU TCG; best of {boots} boots per mode)");
+    println!("{:>12} {:>12} {:>10}", "off", "on", "overhead");
+    println!(
+        "{:>10.1}ms {:>10.1}ms {:>9.0}%",
+        best(&off) * 1e3,
+        best(&on) * 1e3,
+        (best(&on) / best(&off) - 1.0) * 100.0
+    );
 }

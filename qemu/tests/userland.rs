@@ -252,3 +252,43 @@ fn the_console_is_a_terminal() {
     assert!(console.contains("^C"), "{console}");
     assert_eq!(result.exit, GuestExit::Clean);
 }
+
+/// `(live allocations, live bytes, new suspected leaks)` from the kernel's shutdown report.
+fn shutdown_report(console: &str) -> (u64, u64, u64) {
+    let leaks: u64 = console
+        .lines()
+        .filter(|l| l.contains("new suspected memory leaks"))
+        .find_map(|l| l.split_once("kmemleak: ").map(|(_, rest)| rest))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no kmemleak summary in:\n{console}"));
+    let heap = console
+        .lines()
+        .filter(|l| l.ends_with("bytes at shutdown"))
+        .find_map(|l| l.split_once("heap: ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no heap line:\n{console}"));
+    let words: Vec<&str> = heap.split_whitespace().collect();
+    (words[0].parse().unwrap(), words[3].parse().unwrap(), leaks)
+}
+
+#[test]
+fn a_thousand_fork_exec_exit_cycles_leak_nothing() {
+    let forkloop = program("forkloop");
+    // The baseline is one cycle, so that containers the first fork creates once (and keep,
+    // empty, afterwards) count on both sides: what must not grow is the cost per cycle.
+    let baseline = boot(&[("init", &forkloop)], "-- 1");
+    let after = boot(&[("init", &forkloop)], "-- 1000");
+    assert!(
+        after.console.contains("init[1]: exited with status 0"),
+        "{}",
+        after.console
+    );
+    let (live_before, bytes_before, leaks_before) = shutdown_report(&baseline.console);
+    let (live_after, bytes_after, leaks_after) = shutdown_report(&after.console);
+    assert_eq!(leaks_before, 0, "{}", baseline.console);
+    assert_eq!(leaks_after, 0, "{}", after.console);
+    assert_eq!(
+        (live_after, bytes_after),
+        (live_before, bytes_before),
+        "the heap is back to its baseline after 1000 cycles"
+    );
+}

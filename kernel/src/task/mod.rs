@@ -18,7 +18,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::x86_64::context::{self, FpuState};
 use crate::arch::x86_64::idt::TrapFrame;
@@ -109,6 +109,56 @@ static SCHEDULER: IrqSpinLock<Scheduler> = IrqSpinLock::new(Scheduler {
 });
 
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+/// The running task's pid, readable without the scheduler's lock (the allocator's leak tracker
+/// reads it on every allocation, including ones the scheduler makes while holding its lock).
+static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
+
+/// The running task's pid (0: idle), lock-free.
+pub fn current_pid_fast() -> Pid {
+    CURRENT_PID.load(Ordering::Relaxed)
+}
+
+/// A process name held inline (Linux's 16-byte `comm`), for reports that must not allocate.
+#[derive(Clone, Copy)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    fn new(name: &str) -> Self {
+        let mut comm = Self {
+            bytes: [0; 16],
+            len: 0,
+        };
+        let mut end = name.len().min(16);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        comm.bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        comm.len = end as u8;
+        comm
+    }
+
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+/// The name of `pid` for reports: `swapper/0` for the idle context, `<exited>` for a process
+/// that is gone, `?` if the process table is busy (we interrupted its owner).
+pub fn comm(pid: Pid) -> Comm {
+    if pid == 0 {
+        return Comm::new("swapper/0");
+    }
+    match SCHEDULER.try_lock() {
+        Some(scheduler) => match scheduler.tasks.get(&pid) {
+            Some(task) => Comm::new(&task.name),
+            None => Comm::new("<exited>"),
+        },
+        None => Comm::new("?"),
+    }
+}
 
 /// Runs `f` on the current process (`ESRCH` in the idle context).
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> EResult<R> {
@@ -455,6 +505,7 @@ pub fn schedule() {
             None => scheduler.idle_rsp,
         };
         scheduler.current = next;
+        CURRENT_PID.store(next, Ordering::Relaxed);
         (save, load)
     };
     // SAFETY: interrupts are masked; `load` was saved by a previous switch or prepared for a
@@ -615,12 +666,42 @@ pub fn exit_current(status: ExitStatus) -> ! {
         ),
         _ => {}
     }
+    // Nothing owned may be left on this stack: the task never returns from `schedule`.
+    drop(name);
     if pid == 1 {
+        final_report();
         kprintln!("init has exited; powering off");
         crate::arch::x86_64::power::exit(crate::arch::x86_64::power::ExitCode::Success);
     }
     schedule();
     unreachable!("a zombie is never scheduled again")
+}
+
+/// What the machine leaves behind when init ends: live heap and, with the leak tracker on, a
+/// scan — so "did this workload leak?" is answered by the last lines of every boot.
+fn final_report() {
+    let heap = crate::mm::heap::stats();
+    kprintln!(
+        "heap: {} live allocations, {} bytes at shutdown",
+        heap.live_allocations,
+        heap.live_bytes
+    );
+    if let Ok(scan) = crate::mm::leak::scan() {
+        kprintln!(
+            "kmemleak: {} new suspected memory leaks ({} unreferenced of {} objects)",
+            scan.new,
+            scan.unreferenced,
+            scan.objects
+        );
+        if scan.new > 0 {
+            // The first few, in kmemleak's format: enough to name the leaking code.
+            let mut out = String::new();
+            crate::mm::leak::write_leaks(&mut out, false);
+            for line in out.lines().take(40) {
+                kprintln!("{line}");
+            }
+        }
+    }
 }
 
 /// A CPU exception in user mode becomes a signal for the process (delivered on the way back to

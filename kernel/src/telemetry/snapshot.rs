@@ -250,7 +250,7 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
             "leak addr={:#x} size={} seq={} pid={} comm=\"",
             info.addr, info.size, info.seq, info.pid
         )?;
-        Escaped(&mut w).write_str(leak::task_comm(info.pid))?;
+        Escaped(&mut w).write_str(leak::task_comm(info.pid).as_str())?;
         write!(
             w,
             "\" jiffies={} age_ms={age_ms} site={}",

@@ -130,15 +130,12 @@ fn set_state(state: State) {
 /// the scheduler's (a few dozen ns under TCG, and it fails while the scheduler itself allocates);
 /// a current-pid atomic published by the context switch would be free.
 pub fn current_task_for_tracking() -> u32 {
-    0
+    crate::task::current_pid_fast()
 }
 
 /// The command name shown for `pid` in reports (Linux's `comm`).
-pub fn task_comm(pid: u32) -> &'static str {
-    match pid {
-        0 => "swapper/0",
-        _ => "?",
-    }
+pub fn task_comm(pid: u32) -> crate::task::Comm {
+    crate::task::comm(pid)
 }
 
 /// Red zone: the slack between the requested size and the block size, up to this many bytes,

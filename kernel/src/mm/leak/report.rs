@@ -210,7 +210,7 @@ pub fn write_object(out: &mut dyn Write, header: &str, info: &ObjectInfo) {
     let _ = writeln!(
         out,
         "  comm \"{}\", pid {}, jiffies {} (age {}.{:03}s)",
-        task_comm(info.pid),
+        task_comm(info.pid).as_str(),
         info.pid,
         info.jiffies,
         age_ms / 1000,
