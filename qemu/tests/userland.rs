@@ -246,6 +246,10 @@ fn the_console_is_a_terminal() {
     assert!(console.contains("canonical=1 echo=1"), "{console}");
     assert!(console.contains("winsize 80x24 isatty=1"), "{console}");
     assert!(
+        console.contains("poll and select time out with no input: 0 0"),
+        "{console}"
+    );
+    assert!(
         console.contains("hello world"),
         "the line was echoed: {console}"
     );

@@ -7,6 +7,7 @@
 //! Booting with `strace` logs every call with its arguments and result.
 
 mod names;
+mod poll;
 mod process;
 mod signal;
 
@@ -47,6 +48,7 @@ macro_rules! syscall_table {
 syscall_table! {
     0 => process::read,
     1 => process::write,
+    7 => poll::poll,
     9 => process::mmap,
     10 => process::mprotect,
     11 => process::munmap,
@@ -56,6 +58,7 @@ syscall_table! {
     15 => signal::rt_sigreturn,
     16 => process::ioctl,
     20 => process::writev,
+    23 => poll::select,
     24 => process::sched_yield,
     35 => process::nanosleep,
     39 => process::getpid,
@@ -84,6 +87,8 @@ syscall_table! {
     228 => process::clock_gettime,
     231 => process::exit_group,
     234 => signal::tgkill,
+    270 => poll::pselect6,
+    271 => poll::ppoll,
     318 => process::getrandom,
 }
 

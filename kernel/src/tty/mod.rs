@@ -289,6 +289,16 @@ fn input(byte: u8) {
     READERS.wake_all();
 }
 
+/// Whether a `read` would not block (for `poll`/`select`).
+pub fn readable() -> bool {
+    CONSOLE.lock().readable()
+}
+
+/// The wait queue readers sleep on: woken whenever input arrives.
+pub fn readers() -> &'static WaitQueue {
+    &READERS
+}
+
 /// `read` on the terminal.
 pub fn read(out: &mut [u8]) -> EResult<usize> {
     if out.is_empty() {

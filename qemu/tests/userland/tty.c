@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -34,8 +36,18 @@ int main(void) {
     raw.c_lflag &= ~(ICANON | ECHO);
     raw.c_cc[VMIN] = 1;
     tcsetattr(0, TCSANOW, &raw);
+    struct pollfd pfd = {0, POLLIN, 0};
+    int idle = poll(&pfd, 1, 50);
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(0, &readable);
+    struct timeval tv = {0, 50000};
+    int idle_select = select(1, &readable, 0, 0, &tv);
+    printf("poll and select time out with no input: %d %d\n", idle, idle_select);
     printf("raw: press a key\n");
     fflush(stdout);
+    int woke = poll(&pfd, 1, -1);
+    printf("poll woke: %d revents=%d\n", woke, pfd.revents);
     n = read(0, buf, 1);
     printf("raw got %zd '%c'\n", n, buf[0]);
     tcsetattr(0, TCSANOW, &t);

@@ -1,0 +1,213 @@
+//! `poll`, `ppoll`, `select`, `pselect6`: waiting for descriptors to become ready.
+//!
+//! Readiness comes from the object behind each descriptor (today the console terminal on 0, 1
+//! and 2). A wait with a timeout polls once per timer tick; one without sleeps on the objects'
+//! wait queues, and a signal ends either with `EINTR`, as Linux does.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::Call;
+use crate::errno::{EResult, Errno};
+use crate::mm::user::UserSlice;
+use crate::task;
+
+const POLLIN: u16 = 0x1;
+const POLLOUT: u16 = 0x4;
+const POLLNVAL: u16 = 0x20;
+const POLLRDNORM: u16 = 0x40;
+const POLLWRNORM: u16 = 0x100;
+/// Linux's limit on `nfds` (RLIMIT_NOFILE).
+const MAX_FDS: u64 = 1024;
+
+/// What `fd` is ready for, among `events` (`POLLNVAL` for a bad descriptor).
+fn ready(fd: i32, events: u16) -> u16 {
+    if !(0..=2).contains(&fd) {
+        return POLLNVAL;
+    }
+    let mut revents = 0;
+    if events & (POLLIN | POLLRDNORM) != 0 && crate::tty::readable() {
+        revents |= events & (POLLIN | POLLRDNORM);
+    }
+    // The terminal's output never blocks.
+    revents |= events & (POLLOUT | POLLWRNORM);
+    revents
+}
+
+/// Waits until `check` reports something ready, the deadline passes (`None`: forever), or a
+/// signal arrives.
+fn wait(deadline_ns: Option<u64>, mut check: impl FnMut() -> EResult<usize>) -> EResult<usize> {
+    match deadline_ns {
+        None => {
+            let mut count = 0;
+            crate::tty::readers().wait_until(|| {
+                count = check().unwrap_or(1);
+                count > 0
+            })?;
+            Ok(count)
+        }
+        Some(deadline) => loop {
+            let count = check()?;
+            if count > 0 || crate::time::now_ns() >= deadline {
+                return Ok(count);
+            }
+            if task::signal_pending() {
+                return Err(Errno::EINTR);
+            }
+            task::schedule();
+            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+        },
+    }
+}
+
+fn read_timespec(address: u64) -> EResult<Option<u64>> {
+    if address == 0 {
+        return Ok(None);
+    }
+    let mut bytes = [0u8; 16];
+    let source = UserSlice::new(address, 16)?;
+    task::with_current(|p| p.space.read(source, &mut bytes))??;
+    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
+    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
+    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(
+        (seconds as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nanos as u64),
+    ))
+}
+
+fn poll_fds(address: u64, count: u64, deadline: Option<u64>) -> EResult<u64> {
+    if count > MAX_FDS {
+        return Err(Errno::EINVAL);
+    }
+    let len = count as usize * 8;
+    let mut raw = vec![0u8; len];
+    if len > 0 {
+        let source = UserSlice::new(address, len)?;
+        task::with_current(|p| p.space.read(source, &mut raw))??;
+    }
+    let entries: Vec<(i32, u16)> = raw
+        .chunks(8)
+        .map(|e| {
+            (
+                i32::from_le_bytes(e[0..4].try_into().expect("4")),
+                u16::from_le_bytes(e[4..6].try_into().expect("2")),
+            )
+        })
+        .collect();
+    let mut revents = vec![0u16; entries.len()];
+    let ready_count = wait(deadline, || {
+        let mut n = 0;
+        for (i, &(fd, events)) in entries.iter().enumerate() {
+            // Negative descriptors are skipped, as poll(2) says.
+            revents[i] = if fd < 0 { 0 } else { ready(fd, events) };
+            n += usize::from(revents[i] != 0);
+        }
+        Ok(n)
+    })?;
+    for (entry, &value) in raw.chunks_mut(8).zip(&revents) {
+        entry[6..8].copy_from_slice(&value.to_le_bytes());
+    }
+    if len > 0 {
+        let target = UserSlice::new(address, len)?;
+        task::with_current(|p| p.space.write(target, &raw))??;
+    }
+    Ok(ready_count as u64)
+}
+
+pub fn poll(call: &mut Call<'_>) -> EResult<u64> {
+    let [fds, count, timeout_ms, ..] = call.args.0;
+    let timeout_ms = timeout_ms as i32;
+    let deadline = (timeout_ms >= 0)
+        .then(|| crate::time::now_ns().saturating_add(timeout_ms as u64 * 1_000_000));
+    poll_fds(fds, count, deadline)
+}
+
+pub fn ppoll(call: &mut Call<'_>) -> EResult<u64> {
+    let [fds, count, timeout, _sigmask, _sigsetsize, ..] = call.args.0;
+    let deadline = read_timespec(timeout)?.map(|ns| crate::time::now_ns().saturating_add(ns));
+    poll_fds(fds, count, deadline)
+}
+
+/// `select`'s three `fd_set`s: which descriptors are ready, rewritten in place.
+fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
+    let [nfds, read_set, write_set, except_set] = call_args;
+    if nfds > MAX_FDS {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = (nfds as usize).div_ceil(64) * 8;
+    let load = |address: u64| -> EResult<Vec<u8>> {
+        let mut set = vec![0u8; bytes];
+        if address != 0 && bytes > 0 {
+            let source = UserSlice::new(address, bytes)?;
+            task::with_current(|p| p.space.read(source, &mut set))??;
+        }
+        Ok(set)
+    };
+    let (reads, writes, excepts) = (load(read_set)?, load(write_set)?, load(except_set)?);
+    let is_set = |set: &[u8], fd: usize| set[fd / 8] & (1 << (fd % 8)) != 0;
+    for fd in 0..nfds as usize {
+        let wanted = is_set(&reads, fd) || is_set(&writes, fd) || is_set(&excepts, fd);
+        if wanted && ready(fd as i32, 0) == POLLNVAL {
+            return Err(Errno::EBADF);
+        }
+    }
+    let mut out = (vec![0u8; bytes], vec![0u8; bytes]);
+    let count = wait(deadline, || {
+        out = (vec![0u8; bytes], vec![0u8; bytes]);
+        let mut n = 0;
+        for fd in 0..nfds as usize {
+            if is_set(&reads, fd) && ready(fd as i32, POLLIN) & POLLIN != 0 {
+                out.0[fd / 8] |= 1 << (fd % 8);
+                n += 1;
+            }
+            if is_set(&writes, fd) && ready(fd as i32, POLLOUT) & POLLOUT != 0 {
+                out.1[fd / 8] |= 1 << (fd % 8);
+                n += 1;
+            }
+        }
+        Ok(n)
+    })?;
+    let store = |address: u64, set: &[u8]| -> EResult<()> {
+        if address != 0 && bytes > 0 {
+            let target = UserSlice::new(address, bytes)?;
+            task::with_current(|p| p.space.write(target, set))??;
+        }
+        Ok(())
+    };
+    store(read_set, &out.0)?;
+    store(write_set, &out.1)?;
+    store(except_set, &vec![0u8; bytes])?;
+    Ok(count as u64)
+}
+
+pub fn select(call: &mut Call<'_>) -> EResult<u64> {
+    let [nfds, reads, writes, excepts, timeout, ..] = call.args.0;
+    // `struct timeval`: seconds and microseconds.
+    let deadline =
+        if timeout == 0 {
+            None
+        } else {
+            let mut bytes = [0u8; 16];
+            let source = UserSlice::new(timeout, 16)?;
+            task::with_current(|p| p.space.read(source, &mut bytes))??;
+            let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
+            let micros = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
+            if seconds < 0 || !(0..1_000_000).contains(&micros) {
+                return Err(Errno::EINVAL);
+            }
+            Some(crate::time::now_ns().saturating_add(
+                (seconds as u64).saturating_mul(1_000_000_000) + micros as u64 * 1000,
+            ))
+        };
+    select_sets([nfds, reads, writes, excepts], deadline)
+}
+
+pub fn pselect6(call: &mut Call<'_>) -> EResult<u64> {
+    let [nfds, reads, writes, excepts, timeout, _sigmask] = call.args.0;
+    let deadline = read_timespec(timeout)?.map(|ns| crate::time::now_ns().saturating_add(ns));
+    select_sets([nfds, reads, writes, excepts], deadline)
+}
