@@ -23,7 +23,8 @@ fn kernel() -> PathBuf {
         .clone()
 }
 
-/// Compiles `qemu/tests/userland/<name>.c` statically with musl; returns the binary.
+/// Compiles `qemu/tests/userland/<name>.c` statically with musl (and pthreads); returns the
+/// binary.
 fn program(name: &str) -> PathBuf {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     let out = OUT.get_or_init(|| tempfile::tempdir().unwrap().keep());
@@ -34,7 +35,7 @@ fn program(name: &str) -> PathBuf {
             .join("qemu/tests/userland")
             .join(format!("{name}.c"));
         let status = Command::new("musl-gcc")
-            .args(["-static", "-O2", "-o"])
+            .args(["-static", "-O2", "-pthread", "-o"])
             .arg(&binary)
             .arg(&source)
             .status()
@@ -295,4 +296,23 @@ fn a_thousand_fork_exec_exit_cycles_leak_nothing() {
         (live_before, bytes_before),
         "the heap is back to its baseline after 1000 cycles"
     );
+}
+
+#[test]
+fn threads_share_memory_lock_and_join() {
+    let result = boot(&[("init", &program("threads"))], "");
+    let console = &result.console;
+    assert!(
+        console.contains("threads: counter=80000 tls-and-tid-ok=1 main-tls=0"),
+        "{console}"
+    );
+    assert!(
+        console.contains("init[1]: exited with status 0"),
+        "{console}"
+    );
+    assert!(
+        console.contains("kmemleak: 0 new suspected memory leaks"),
+        "{console}"
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
 }

@@ -66,7 +66,7 @@ fn read_timespec(address: u64) -> EResult<Option<u64>> {
     }
     let mut bytes = [0u8; 16];
     let source = UserSlice::new(address, 16)?;
-    task::with_current(|p| p.space.read(source, &mut bytes))??;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
     let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
     if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
@@ -87,7 +87,7 @@ fn poll_fds(address: u64, count: u64, deadline: Option<u64>) -> EResult<u64> {
     let mut raw = vec![0u8; len];
     if len > 0 {
         let source = UserSlice::new(address, len)?;
-        task::with_current(|p| p.space.read(source, &mut raw))??;
+        task::with_current(|p| p.space.lock().read(source, &mut raw))??;
     }
     let entries: Vec<(i32, u16)> = raw
         .chunks(8)
@@ -113,7 +113,7 @@ fn poll_fds(address: u64, count: u64, deadline: Option<u64>) -> EResult<u64> {
     }
     if len > 0 {
         let target = UserSlice::new(address, len)?;
-        task::with_current(|p| p.space.write(target, &raw))??;
+        task::with_current(|p| p.space.lock().write(target, &raw))??;
     }
     Ok(ready_count as u64)
 }
@@ -143,7 +143,7 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
         let mut set = vec![0u8; bytes];
         if address != 0 && bytes > 0 {
             let source = UserSlice::new(address, bytes)?;
-            task::with_current(|p| p.space.read(source, &mut set))??;
+            task::with_current(|p| p.space.lock().read(source, &mut set))??;
         }
         Ok(set)
     };
@@ -174,7 +174,7 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
     let store = |address: u64, set: &[u8]| -> EResult<()> {
         if address != 0 && bytes > 0 {
             let target = UserSlice::new(address, bytes)?;
-            task::with_current(|p| p.space.write(target, set))??;
+            task::with_current(|p| p.space.lock().write(target, set))??;
         }
         Ok(())
     };
@@ -193,7 +193,7 @@ pub fn select(call: &mut Call<'_>) -> EResult<u64> {
         } else {
             let mut bytes = [0u8; 16];
             let source = UserSlice::new(timeout, 16)?;
-            task::with_current(|p| p.space.read(source, &mut bytes))??;
+            task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
             let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
             let micros = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
             if seconds < 0 || !(0..1_000_000).contains(&micros) {

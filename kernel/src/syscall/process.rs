@@ -33,7 +33,7 @@ pub fn write(call: &mut Call<'_>) -> EResult<u64> {
     let len = (call.args.0[2] as usize).min(MAX_RW);
     let source = UserSlice::new(call.args.0[1], len)?;
     let mut data = vec![0u8; len];
-    task::with_current(|p| p.space.read(source, &mut data))??;
+    task::with_current(|p| p.space.lock().read(source, &mut data))??;
     console_write(fd, &data)
 }
 
@@ -47,7 +47,8 @@ pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
     for i in 0..count {
         let entry = call.args.0[1].checked_add(i * 16).ok_or(Errno::EFAULT)?;
         let (base, len) = task::with_current(|p| {
-            Ok::<_, Errno>((p.space.read_u64(entry)?, p.space.read_u64(entry + 8)?))
+            let mut space = p.space.lock();
+            Ok::<_, Errno>((space.read_u64(entry)?, space.read_u64(entry + 8)?))
         })??;
         if len == 0 {
             continue;
@@ -55,7 +56,7 @@ pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
         let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW);
         let source = UserSlice::new(base, len)?;
         let mut data = vec![0u8; len];
-        task::with_current(|p| p.space.read(source, &mut data))??;
+        task::with_current(|p| p.space.lock().read(source, &mut data))??;
         total += console_write(fd, &data)?;
     }
     Ok(total)
@@ -69,7 +70,7 @@ pub fn read(call: &mut Call<'_>) -> EResult<u64> {
     let mut data = vec![0u8; len];
     let n = crate::tty::read(&mut data)?;
     let target = UserSlice::new(target.address(), n)?;
-    task::with_current(|p| p.space.write(target, &data[..n]))??;
+    task::with_current(|p| p.space.lock().write(target, &data[..n]))??;
     Ok(n as u64)
 }
 
@@ -80,28 +81,130 @@ pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
     let mut input = vec![0u8; size];
     if size > 0 {
         let source = UserSlice::new(argument, size)?;
-        task::with_current(|p| p.space.read(source, &mut input))??;
+        task::with_current(|p| p.space.lock().read(source, &mut input))??;
     }
     match crate::tty::ioctl(request, &input)? {
         crate::tty::IoctlData::None => {}
         crate::tty::IoctlData::Out(bytes) => {
             let target = UserSlice::new(argument, bytes.len())?;
-            task::with_current(|p| p.space.write(target, &bytes))??;
+            task::with_current(|p| p.space.lock().write(target, &bytes))??;
         }
     }
     Ok(0)
 }
 
+/// `exit`: ends the calling thread (the process, if it is the last one).
 pub fn exit(call: &mut Call<'_>) -> EResult<u64> {
+    task::exit_thread((call.args.0[0] & 0xff) as i32)
+}
+
+/// `exit_group`: ends every thread of the process.
+pub fn exit_group(call: &mut Call<'_>) -> EResult<u64> {
     task::exit_current(ExitStatus::Code((call.args.0[0] & 0xff) as i32))
 }
 
-pub fn exit_group(call: &mut Call<'_>) -> EResult<u64> {
-    exit(call)
+pub fn getpid(_: &mut Call<'_>) -> EResult<u64> {
+    task::with_current(|p| u64::from(p.tgid))
 }
 
-pub fn getpid(_: &mut Call<'_>) -> EResult<u64> {
+pub fn gettid(_: &mut Call<'_>) -> EResult<u64> {
     task::with_current(|p| u64::from(p.pid))
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SYSVSEM: u64 = 0x4_0000;
+const CLONE_SETTLS: u64 = 0x8_0000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_DETACHED: u64 = 0x40_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+const CSIGNAL: u64 = 0xff;
+const CLONE_SUPPORTED: u64 = CSIGNAL
+    | CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_VFORK
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+/// `clone(flags, stack, parent_tid, child_tid, tls)` — the x86_64 argument order.
+pub fn clone(call: &mut Call<'_>) -> EResult<u64> {
+    let [flags, stack, parent_tid, child_tid, tls, _] = call.args.0;
+    if flags & !CLONE_SUPPORTED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Linux's consistency rules: threads share signal handlers, which needs shared memory.
+    if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
+        || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if stack >= crate::mm::user::USER_END {
+        return Err(Errno::EINVAL);
+    }
+    let pointer = |flag: u64, address: u64| (flags & flag != 0).then_some(address);
+    let request = task::CloneRequest {
+        share_memory: flags & CLONE_VM != 0,
+        thread: flags & CLONE_THREAD != 0,
+        stack,
+        tls: pointer(CLONE_SETTLS, tls),
+        clear_child_tid: pointer(CLONE_CHILD_CLEARTID, child_tid),
+        set_child_tid: pointer(CLONE_CHILD_SETTID, child_tid),
+        set_parent_tid: pointer(CLONE_PARENT_SETTID, parent_tid),
+    };
+    if let Some(tls) = request.tls
+        && tls >= crate::mm::user::USER_END
+    {
+        return Err(Errno::EPERM);
+    }
+    task::clone(call.frame, request).map(u64::from)
+}
+
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAKE: u64 = 1;
+const FUTEX_PRIVATE_FLAG: u64 = 128;
+const FUTEX_CLOCK_REALTIME: u64 = 256;
+
+pub fn futex(call: &mut Call<'_>) -> EResult<u64> {
+    let [address, op, value, timeout, ..] = call.args.0;
+    match op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) {
+        FUTEX_WAIT => {
+            let deadline =
+                if timeout == 0 {
+                    None
+                } else {
+                    let mut bytes = [0u8; 16];
+                    let source = UserSlice::new(timeout, 16)?;
+                    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+                    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
+                    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
+                    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
+                        return Err(Errno::EINVAL);
+                    }
+                    Some(crate::time::now_ns().saturating_add(
+                        (seconds as u64).saturating_mul(1_000_000_000) + nanos as u64,
+                    ))
+                };
+            task::futex_wait(address, value as u32, deadline)?;
+            Ok(0)
+        }
+        FUTEX_WAKE => {
+            task::futex_wake(address, value.min(u64::from(u32::MAX)) as u32).map(u64::from)
+        }
+        // Requeue, PI and bitset operations: not yet.
+        _ => Err(Errno::ENOSYS),
+    }
 }
 
 pub fn getppid(_: &mut Call<'_>) -> EResult<u64> {
@@ -140,7 +243,7 @@ pub fn arch_prctl(call: &mut Call<'_>) -> EResult<u64> {
         ARCH_GET_FS => {
             let base = task::with_current(|p| p.fs_base)?;
             let target = UserSlice::new(call.args.0[1], 8)?;
-            task::with_current(|p| p.space.write(target, &base.to_le_bytes()))??;
+            task::with_current(|p| p.space.lock().write(target, &base.to_le_bytes()))??;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -162,14 +265,15 @@ pub fn uname(call: &mut Call<'_>) -> EResult<u64> {
         buf[i * 65..i * 65 + field.len()].copy_from_slice(field.as_bytes());
     }
     let target = UserSlice::new(call.args.0[0], buf.len())?;
-    task::with_current(|p| p.space.write(target, &buf))??;
+    task::with_current(|p| p.space.lock().write(target, &buf))??;
     Ok(0)
 }
 
 pub fn brk(call: &mut Call<'_>) -> EResult<u64> {
     let wanted = call.args.0[0];
     task::with_current(|p| {
-        let space = &mut p.space;
+        let mut guard = p.space.lock();
+        let space = &mut *guard;
         // Linux: an invalid request returns the current break.
         if wanted < space.brk_start || wanted > space.brk_start + (1 << 30) {
             return space.brk;
@@ -222,7 +326,8 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
         execute: prot & PROT_EXEC != 0,
     };
     task::with_current(|p| {
-        let space = &mut p.space;
+        let mut guard = p.space.lock();
+        let space = &mut *guard;
         let start = if flags & MAP_FIXED != 0 {
             if hint % 4096 != 0 {
                 return Err(Errno::EINVAL);
@@ -256,7 +361,7 @@ pub fn mprotect(call: &mut Call<'_>) -> EResult<u64> {
         write: prot & PROT_WRITE != 0,
         execute: prot & PROT_EXEC != 0,
     };
-    task::with_current(|p| p.space.protect(start, len, protection))??;
+    task::with_current(|p| p.space.lock().protect(start, len, protection))??;
     Ok(0)
 }
 
@@ -266,7 +371,7 @@ pub fn munmap(call: &mut Call<'_>) -> EResult<u64> {
         return Err(Errno::EINVAL);
     }
     let len = len.checked_add(4095).ok_or(Errno::EINVAL)? & !4095;
-    task::with_current(|p| p.space.unmap(start, len))??;
+    task::with_current(|p| p.space.lock().unmap(start, len))??;
     Ok(0)
 }
 
@@ -281,7 +386,7 @@ pub fn clock_gettime(call: &mut Call<'_>) -> EResult<u64> {
     bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
     bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
     let target = UserSlice::new(target, 16)?;
-    task::with_current(|p| p.space.write(target, &bytes))??;
+    task::with_current(|p| p.space.lock().write(target, &bytes))??;
     Ok(0)
 }
 
@@ -301,7 +406,7 @@ pub fn getrandom(call: &mut Call<'_>) -> EResult<u64> {
         state ^= state >> 27;
         *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
     }
-    task::with_current(|p| p.space.write(target, &bytes))??;
+    task::with_current(|p| p.space.lock().write(target, &bytes))??;
     Ok(len as u64)
 }
 
@@ -338,11 +443,15 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
         Some((child, exit)) => {
             if status != 0 {
                 let target = UserSlice::new(status, 4)?;
-                task::with_current(|p| p.space.write(target, &exit.wait_status().to_le_bytes()))??;
+                task::with_current(|p| {
+                    p.space
+                        .lock()
+                        .write(target, &exit.wait_status().to_le_bytes())
+                })??;
             }
             if rusage != 0 {
                 let target = UserSlice::new(rusage, 144)?;
-                task::with_current(|p| p.space.write(target, &[0u8; 144]))??;
+                task::with_current(|p| p.space.lock().write(target, &[0u8; 144]))??;
             }
             Ok(u64::from(child))
         }
@@ -357,11 +466,11 @@ fn read_string_array(address: u64) -> EResult<alloc::vec::Vec<alloc::string::Str
     }
     let mut total = 0usize;
     for i in 0..4096u64 {
-        let pointer = task::with_current(|p| p.space.read_u64(address + i * 8))??;
+        let pointer = task::with_current(|p| p.space.lock().read_u64(address + i * 8))??;
         if pointer == 0 {
             return Ok(strings);
         }
-        let string = task::with_current(|p| p.space.read_c_string(pointer, 128 * 1024))??;
+        let string = task::with_current(|p| p.space.lock().read_c_string(pointer, 128 * 1024))??;
         total += string.len() + 1;
         if total > 256 * 1024 {
             return Err(Errno::E2BIG);
@@ -373,7 +482,7 @@ fn read_string_array(address: u64) -> EResult<alloc::vec::Vec<alloc::string::Str
 
 pub fn execve(call: &mut Call<'_>) -> EResult<u64> {
     let [path, argv, envp, ..] = call.args.0;
-    let path = task::with_current(|p| p.space.read_c_string(path, 4096))??;
+    let path = task::with_current(|p| p.space.lock().read_c_string(path, 4096))??;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
     let image = crate::exec::read_executable(&path)?;
@@ -392,7 +501,7 @@ pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
     let [request, _remaining, ..] = call.args.0;
     let mut bytes = [0u8; 16];
     let source = UserSlice::new(request, 16)?;
-    task::with_current(|p| p.space.read(source, &mut bytes))??;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
     let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
     if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
@@ -440,4 +549,12 @@ pub fn getsid(call: &mut Call<'_>) -> EResult<u64> {
 
 pub fn setsid(_: &mut Call<'_>) -> EResult<u64> {
     task::new_session().map(u64::from)
+}
+
+static PAUSED: task::WaitQueue = task::WaitQueue::new();
+
+/// `pause`: sleeps until a signal arrives (always `EINTR`).
+pub fn pause(_: &mut Call<'_>) -> EResult<u64> {
+    PAUSED.wait_until(|| false)?;
+    Err(Errno::EINTR)
 }

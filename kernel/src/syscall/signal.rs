@@ -17,7 +17,7 @@ pub fn rt_sigaction(call: &mut Call<'_>) -> EResult<u64> {
     let new_action = if new != 0 {
         let mut bytes = [0u8; 32];
         let source = UserSlice::new(new, 32)?;
-        task::with_current(|p| p.space.read(source, &mut bytes))??;
+        task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
         Some(signal::Action::from_bytes(&bytes))
     } else {
         None
@@ -25,7 +25,7 @@ pub fn rt_sigaction(call: &mut Call<'_>) -> EResult<u64> {
     let previous = task::with_current(|p| p.signals.action(number))?;
     if old != 0 {
         let target = UserSlice::new(old, 32)?;
-        task::with_current(|p| p.space.write(target, &previous.to_bytes()))??;
+        task::with_current(|p| p.space.lock().write(target, &previous.to_bytes()))??;
     }
     if let Some(action) = new_action {
         task::with_current(|p| p.signals.set_action(number, action))??;
@@ -48,7 +48,7 @@ pub fn rt_sigprocmask(call: &mut Call<'_>) -> EResult<u64> {
         }
         let mut bytes = [0u8; 8];
         let source = UserSlice::new(new, 8)?;
-        task::with_current(|p| p.space.read(source, &mut bytes))??;
+        task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
         Some(u64::from_le_bytes(bytes))
     } else {
         None
@@ -56,7 +56,7 @@ pub fn rt_sigprocmask(call: &mut Call<'_>) -> EResult<u64> {
     let current = task::with_current(|p| p.signals.blocked)?;
     if old != 0 {
         let target = UserSlice::new(old, 8)?;
-        task::with_current(|p| p.space.write(target, &current.to_le_bytes()))??;
+        task::with_current(|p| p.space.lock().write(target, &current.to_le_bytes()))??;
     }
     if let Some(mask) = new_mask {
         let blocked = match how {
@@ -77,7 +77,7 @@ pub fn rt_sigpending(call: &mut Call<'_>) -> EResult<u64> {
     let target = UserSlice::new(target, 8)?;
     task::with_current(|p| {
         let pending = p.signals.pending_mask() & p.signals.blocked;
-        p.space.write(target, &pending.to_le_bytes())
+        p.space.lock().write(target, &pending.to_le_bytes())
     })??;
     Ok(0)
 }

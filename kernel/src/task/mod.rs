@@ -8,15 +8,18 @@
 //! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
 //! reads it through `for_each_process`, so they cannot disagree.
 
+mod futex;
 mod kernel_stack;
 pub mod signal;
 mod wait_queue;
 
+pub use futex::{futex_wait, futex_wake};
 pub use wait_queue::WaitQueue;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -26,11 +29,14 @@ use crate::arch::x86_64::{cpu, usermode};
 use crate::errno::{EResult, Errno};
 use crate::exec::{self, Program};
 use crate::kprintln;
-use crate::mm::user::AddressSpace;
+use crate::mm::user::{AddressSpace, UserSlice};
 use crate::sync::IrqSpinLock;
 use kernel_stack::KernelStack;
 
 pub type Pid = u32;
+
+/// An address space as threads share it.
+pub type SharedSpace = Arc<IrqSpinLock<AddressSpace>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -80,7 +86,12 @@ pub struct Process {
     /// `comm`: the executable's base name, at most 15 bytes like Linux.
     pub name: String,
     pub state: State,
-    pub space: AddressSpace,
+    /// Shared by the threads of a process (`CLONE_VM`).
+    pub space: SharedSpace,
+    /// Thread group id: the pid `getpid` returns (the first thread's pid).
+    pub tgid: Pid,
+    /// A thread other than its group's first: not waited for, freed as soon as it exits.
+    pub is_thread: bool,
     pub fs_base: u64,
     pub clear_child_tid: u64,
     pub start_ns: u64,
@@ -93,6 +104,13 @@ pub struct Process {
 
 struct Scheduler {
     tasks: BTreeMap<Pid, Box<Process>>,
+    /// Exited threads, freed by the next context to run (never by themselves: they are still
+    /// on their kernel stack when they switch away for the last time).
+    #[allow(
+        clippy::vec_box,
+        reason = "the switch saves into the boxed task: its address must not move with the Vec"
+    )]
+    dead: alloc::vec::Vec<Box<Process>>,
     run_queue: VecDeque<Pid>,
     /// 0: the idle (boot) context.
     current: Pid,
@@ -102,6 +120,7 @@ struct Scheduler {
 
 static SCHEDULER: IrqSpinLock<Scheduler> = IrqSpinLock::new(Scheduler {
     tasks: BTreeMap::new(),
+    dead: alloc::vec::Vec::new(),
     run_queue: VecDeque::new(),
     current: 0,
     idle_rsp: 0,
@@ -213,7 +232,7 @@ fn new_process(
     pid: Pid,
     ppid: Pid,
     name: String,
-    space: AddressSpace,
+    space: SharedSpace,
     frame: TrapFrame,
     fpu: Box<FpuState>,
 ) -> EResult<Box<Process>> {
@@ -231,6 +250,8 @@ fn new_process(
         name,
         state: State::Runnable,
         space,
+        tgid: pid,
+        is_thread: false,
         fs_base: 0,
         clear_child_tid: 0,
         start_ns: crate::time::now_ns(),
@@ -252,7 +273,7 @@ pub fn start_init(path: &str, image: &[u8], argv: &[&str], envp: &[&str]) -> Err
         1,
         0,
         comm_of(path),
-        space,
+        Arc::new(IrqSpinLock::new(space)),
         frame,
         Box::new(FpuState::initial()),
     ) {
@@ -310,7 +331,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
             let entered = with_current(|p| {
                 p.fpu.save();
                 signal::enter_handler(
-                    &mut p.space,
+                    &mut p.space.lock(),
                     &mut p.signals,
                     &p.fpu,
                     frame,
@@ -333,7 +354,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
 /// `rt_sigreturn`.
 pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
     with_current(|p| {
-        signal::restore(&mut p.space, &mut p.signals, &mut p.fpu, frame)?;
+        signal::restore(&mut p.space.lock(), &mut p.signals, &mut p.fpu, frame)?;
         p.fpu.restore();
         Ok(())
     })?
@@ -489,14 +510,25 @@ pub fn schedule() {
         if let Some(task) = scheduler.tasks.get_mut(&current) {
             task.fpu.save();
         }
+        let exited_thread = scheduler
+            .tasks
+            .get(&current)
+            .is_some_and(|t| t.is_thread && matches!(t.state, State::Zombie(_)));
+        if exited_thread && let Some(task) = scheduler.tasks.remove(&current) {
+            scheduler.dead.push(task);
+        }
         let save: *mut u64 = match scheduler.tasks.get_mut(&current) {
             Some(task) => &mut task.kernel_rsp,
+            None if exited_thread => match scheduler.dead.last_mut() {
+                Some(task) => &mut task.kernel_rsp,
+                None => &mut scheduler.idle_rsp,
+            },
             None => &mut scheduler.idle_rsp,
         };
         let load = match scheduler.tasks.get_mut(&next) {
             Some(task) => {
                 task.state = State::Running;
-                task.space.activate();
+                task.space.lock().activate();
                 usermode::set_kernel_stack(task.kernel_stack.top());
                 usermode::set_user_fs_base(task.fs_base);
                 task.fpu.restore();
@@ -512,6 +544,9 @@ pub fn schedule() {
     // new task; `save` points into a boxed task or the scheduler static, both of which outlive
     // this switch (a task is freed only once reaped, after it last switched away).
     unsafe { context::switch(save, load) };
+    // Whatever exited before we resumed is off its stack now.
+    let dead = core::mem::take(&mut SCHEDULER.lock().dead);
+    drop(dead);
     if were_enabled {
         cpu::enable_interrupts();
     }
@@ -524,7 +559,7 @@ pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
     let mut scheduler = SCHEDULER.lock();
     let parent_pid = scheduler.current;
     let parent = scheduler.tasks.get_mut(&parent_pid).ok_or(Errno::ESRCH)?;
-    let space = parent.space.duplicate()?;
+    let space = Arc::new(IrqSpinLock::new(parent.space.lock().duplicate()?));
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
     let (name, fs_base) = (parent.name.clone(), parent.fs_base);
@@ -538,6 +573,123 @@ pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
     scheduler.tasks.insert(pid, child);
     scheduler.run_queue.push_back(pid);
     Ok(pid)
+}
+
+/// What `clone` was asked for, validated by the system-call layer.
+#[derive(Clone, Copy, Debug)]
+pub struct CloneRequest {
+    pub share_memory: bool,
+    pub thread: bool,
+    pub stack: u64,
+    pub tls: Option<u64>,
+    pub clear_child_tid: Option<u64>,
+    pub set_child_tid: Option<u64>,
+    pub set_parent_tid: Option<u64>,
+}
+
+/// `clone`: a new thread (sharing the address space) or process (copy-on-write copy).
+pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
+    let mut child_frame = *frame;
+    child_frame.rax = 0;
+    if request.stack != 0 {
+        child_frame.rsp = request.stack;
+    }
+    let mut scheduler = SCHEDULER.lock();
+    let parent_pid = scheduler.current;
+    let parent = scheduler.tasks.get_mut(&parent_pid).ok_or(Errno::ESRCH)?;
+    let space = if request.share_memory {
+        Arc::clone(&parent.space)
+    } else {
+        Arc::new(IrqSpinLock::new(parent.space.lock().duplicate()?))
+    };
+    let mut fpu = Box::new(FpuState::initial());
+    fpu.save();
+    let name = parent.name.clone();
+    let (tgid, ppid) = if request.thread {
+        (parent.tgid, parent.ppid)
+    } else {
+        (0, parent_pid)
+    };
+    let (pgid, sid, fs_base) = (parent.pgid, parent.sid, parent.fs_base);
+    let mut signals = parent.signals.clone();
+    signals.clear_pending();
+    let pid = scheduler.next_pid;
+    let mut child = new_process(pid, ppid, name, Arc::clone(&space), child_frame, fpu)?;
+    child.fs_base = request.tls.unwrap_or(fs_base);
+    child.tgid = if request.thread { tgid } else { pid };
+    child.is_thread = request.thread;
+    (child.pgid, child.sid, child.signals) = (pgid, sid, signals);
+    child.clear_child_tid = request.clear_child_tid.unwrap_or(0);
+    scheduler.next_pid += 1;
+    let parent_space = Arc::clone(&scheduler.tasks.get(&parent_pid).ok_or(Errno::ESRCH)?.space);
+    scheduler.tasks.insert(pid, child);
+    scheduler.run_queue.push_back(pid);
+    drop(scheduler);
+    let tid = pid.to_le_bytes();
+    if let Some(address) = request.set_parent_tid {
+        parent_space
+            .lock()
+            .write(UserSlice::new(address, 4)?, &tid)?;
+    }
+    if let Some(address) = request.set_child_tid {
+        space.lock().write(UserSlice::new(address, 4)?, &tid)?;
+    }
+    Ok(pid)
+}
+
+/// `exit` of one thread: the process ends only with its last thread.
+pub fn exit_thread(code: i32) -> ! {
+    let alone = {
+        let scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let tgid = scheduler.tasks.get(&me).map_or(0, |t| t.tgid);
+        !scheduler
+            .tasks
+            .values()
+            .any(|t| t.tgid == tgid && t.pid != me && !matches!(t.state, State::Zombie(_)))
+    };
+    if alone {
+        exit_current(ExitStatus::Code(code));
+    }
+    release_thread_memory();
+    // A group leader that leaves early stays a zombie until its parent reaps it; other threads
+    // are freed by the next context to run.
+    let _ = with_current(|p| p.state = State::Zombie(ExitStatus::Code(code)));
+    schedule();
+    unreachable!("an exited thread is never scheduled again")
+}
+
+/// `CLONE_CHILD_CLEARTID`: zero the thread's tid word and wake whoever joins it.
+fn release_thread_memory() {
+    let target = with_current(|p| (p.clear_child_tid, Arc::clone(&p.space)));
+    if let Ok((address, space)) = target
+        && address != 0
+        && let Ok(slice) = UserSlice::new(address, 4)
+        && space.lock().write(slice, &[0; 4]).is_ok()
+    {
+        futex::wake(&space, address, 1);
+    }
+}
+
+/// `exit_group` and fatal signals: every other thread of the process ends now.
+fn end_other_threads() {
+    let mut scheduler = SCHEDULER.lock();
+    let me = scheduler.current;
+    let Some(tgid) = scheduler.tasks.get(&me).map(|t| t.tgid) else {
+        return;
+    };
+    let others: alloc::vec::Vec<Pid> = scheduler
+        .tasks
+        .values()
+        .filter(|t| t.tgid == tgid && t.pid != me && t.is_thread)
+        .map(|t| t.pid)
+        .collect();
+    for pid in others {
+        if let Some(task) = scheduler.tasks.remove(&pid) {
+            // Not running (one CPU): its stack is idle, it can go at once.
+            scheduler.dead.push(task);
+        }
+    }
 }
 
 /// `execve` once the file is read: replace the current program, restart at `frame`.
@@ -554,7 +706,7 @@ pub fn exec(
     } = exec::load_program(image, argv, envp)?;
     with_current(|p| {
         space.activate();
-        p.space = space; // the old address space is freed here, no longer active
+        p.space = Arc::new(IrqSpinLock::new(space)); // the old one is freed here (if unshared)
         p.name = comm_of(path);
         p.fs_base = 0;
         p.signals.reset_for_exec();
@@ -580,7 +732,8 @@ pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitSta
             let mut scheduler = SCHEDULER.lock();
             let me = scheduler.current;
             let matches = |p: &Process| {
-                p.ppid == me
+                !p.is_thread
+                    && p.ppid == me
                     && match which {
                         WaitFor::Any => true,
                         WaitFor::Pid(pid) => p.pid == pid,
@@ -619,6 +772,8 @@ pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitSta
 
 /// The current process ends: becomes a zombie for its parent; init ending ends the machine.
 pub fn exit_current(status: ExitStatus) -> ! {
+    end_other_threads();
+    release_thread_memory();
     let (pid, name) = {
         let mut scheduler = SCHEDULER.lock();
         let me = scheduler.current;
@@ -712,13 +867,13 @@ pub fn user_exception(frame: &TrapFrame) {
     const PF_WRITE: u64 = 2;
     if frame.vector == 14 && frame.error_code & (PF_PRESENT | PF_WRITE) == PF_PRESENT | PF_WRITE {
         let address = cpu::read_cr2();
-        if with_current(|p| p.space.resolve_write_fault(address)).unwrap_or(false) {
+        if with_current(|p| p.space.lock().resolve_write_fault(address)).unwrap_or(false) {
             return; // a copy-on-write page, now private: retry the write
         }
     }
     if frame.vector == 14 && frame.error_code & PF_PRESENT == 0 {
         let address = cpu::read_cr2();
-        if with_current(|p| p.space.resolve_missing_page(address)).unwrap_or(false) {
+        if with_current(|p| p.space.lock().resolve_missing_page(address)).unwrap_or(false) {
             return; // first touch of a lazily allocated page
         }
     }

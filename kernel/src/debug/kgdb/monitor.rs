@@ -51,7 +51,7 @@ fn ps(out: &mut dyn Write) {
             p.pid,
             p.ppid,
             p.state.letter(),
-            p.space.resident_pages * 4,
+            p.space.lock().resident_pages * 4,
             elapsed_ms / 1000,
             (elapsed_ms % 1000) / 10,
             p.name
@@ -113,7 +113,7 @@ fn maps(pid: Option<&str>, out: &mut dyn Write) {
             return;
         }
         found = true;
-        for region in p.space.regions() {
+        for region in p.space.lock().regions() {
             let name = match region.kind {
                 crate::mm::user::RegionKind::Heap => "[heap]",
                 crate::mm::user::RegionKind::Stack => "[stack]",
