@@ -328,6 +328,7 @@ fn processes_are_gdb_threads_with_their_kernel_backtraces() {
     assert!(ps.contains("    1     0 S"), "{ps}");
     let maps = gdb.run("monitor maps 1", STEP).unwrap();
     assert!(maps.contains("[stack]") && maps.contains("r-xp"), "{maps}");
+    check_task_helpers(&mut gdb);
     // The parent's kernel stack, from the context it saved when it went to sleep.
     let number = threads
         .lines()
@@ -349,4 +350,74 @@ fn processes_are_gdb_threads_with_their_kernel_backtraces() {
         "{}",
         result.console
     );
+}
+
+/// The task helpers against a kernel running the `sleeper` scene (init waiting for a child).
+fn check_task_helpers(gdb: &mut Gdb) {
+    let script = Workspace::locate()
+        .unwrap()
+        .root()
+        .join("scripts/gdb/cadenza.py");
+    gdb.run(&format!("source {}", script.display()), STEP)
+        .unwrap();
+    let tasks = gdb.run("cz-tasks", STEP).unwrap();
+    assert!(tasks.contains("swapper/0"), "{tasks}");
+    assert!(
+        tasks.lines().any(|l| l.trim_start().starts_with("1 ")
+            && l.contains("WaitingForChild")
+            && l.ends_with("init")),
+        "{tasks}"
+    );
+    assert!(
+        tasks.lines().any(|l| l.trim_start().starts_with("2 ")),
+        "the child: {tasks}"
+    );
+    // init's address space: its program at 0x400000 (user, executable) and the kernel half.
+    let space = gdb.run("cz-vm 1", STEP).unwrap();
+    assert!(
+        space
+            .lines()
+            .any(|l| l.trim_start().starts_with("0x401000") && l.contains("P U")),
+        "{space}"
+    );
+    assert!(space.contains("0xffffffff80206000"), "{space}");
+}
+
+#[test]
+fn task_helpers_work_on_qemus_stub_too() {
+    let source = Workspace::locate()
+        .unwrap()
+        .root()
+        .join("qemu/tests/userland/sleeper.c");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let status = std::process::Command::new("musl-gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(tree.join("init"))
+        .arg(&source)
+        .status()
+        .expect("musl-gcc (Debian musl-tools)");
+    assert!(status.success());
+    let archive = dir.path().join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let port = free_local_port().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(archive);
+    config.qemu_gdb = Some(QemuGdb {
+        port,
+        wait_for_attach: false,
+    });
+    let qemu = config.spawn().unwrap();
+    assert!(
+        qemu.wait_for_console("Run /init as init process", 0, STEP)
+            .is_some(),
+        "{}",
+        qemu.console()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut gdb, _) = Gdb::attach(&kernel(), &format!("127.0.0.1:{port}"), STEP).unwrap();
+    check_task_helpers(&mut gdb);
+    gdb.quit();
+    drop(qemu);
 }

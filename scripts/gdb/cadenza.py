@@ -5,7 +5,8 @@ read memory and debug info, so they work the same against the kernel's own stub 
 against QEMU's gdb stub (`-s`):
 
   cz-dmesg              the kernel log ring
-  cz-tasks              tasks (before processes exist: the boot/idle context of cpu0)
+  cz-tasks              tasks: pid, parent, state, name
+  cz-vm PID             a task's address space (page-table walk of its ranges)
   cz-heap               kernel heap totals and size classes
   cz-frames             physical frame allocator statistics
   cz-vm [ADDR]          the kernel address space: mapped ranges, or how ADDR translates
@@ -15,6 +16,34 @@ stopped, possibly inside the code holding them).
 """
 
 import gdb
+import os
+import subprocess
+import sys
+
+
+def _load_rust_providers():
+    """Rust's own gdb pretty-printers (shipped with every toolchain) know how to walk BTreeMap,
+    Vec, String, Arc; reuse them rather than re-deriving std's layouts here."""
+    try:
+        sysroot = os.environ.get("RUST_SYSROOT") or subprocess.run(
+            ["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    etc = os.path.join(sysroot, "lib", "rustlib", "etc")
+    if etc not in sys.path:
+        sys.path.append(etc)
+    try:
+        import gdb_lookup
+        import gdb_providers
+
+        gdb_lookup.register_printers(gdb.current_progspace())
+        return gdb_providers
+    except Exception:
+        return None
+
+
+RUST = _load_rust_providers()
 
 PHYS_OFFSET = 0xFFFF_8000_0000_0000
 PAGE_FLAGS = [(0, "P"), (1, "W"), (2, "U"), (3, "PWT"), (4, "PCD"), (7, "PS"), (8, "G"), (63, "NX")]
@@ -101,20 +130,46 @@ class Dmesg(gdb.Command):
         gdb.write(data.decode("utf-8", "replace"))
 
 
+def tasks():
+    """(pid, Process value) for every task in the scheduler's table."""
+    if RUST is None:
+        raise gdb.GdbError("cz-tasks needs Rust's gdb providers (rustc --print sysroot)")
+    scheduler = unlocked(static("kernel::task::SCHEDULER"))
+    result = []
+    for pid, boxed in RUST.children_of_btree_map(scheduler["tasks"]):
+        process = boxed
+        if process.type.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+            process = process.dereference()
+        else:
+            process = RUST.unwrap_unique_or_non_null(process["pointer"] if "pointer" in field_names(process) else process).dereference()
+        result.append((int(pid), process))
+    return result, int(scheduler["current"])
+
+
+def rust_string(value):
+    text = str(value)
+    return text[1:-1] if text.startswith('"') and text.endswith('"') else text
+
+
 class Tasks(gdb.Command):
-    """List the kernel's tasks: pid, name, state, where it is."""
+    """List the kernel's tasks: pid, parent, state, name (the idle context is pid 0)."""
 
     def __init__(self):
         super().__init__("cz-tasks", gdb.COMMAND_DATA)
 
     def invoke(self, argument, from_tty):
-        gdb.write(f"{'PID':>5} {'COMMAND':<16} {'STATE':<10} PC\n")
-        frame = gdb.selected_frame()
-        pc = frame.pc()
-        name = frame.name() or "??"
-        # Processes arrive with the processes issue; until then the only context is the boot
-        # (idle) context of cpu0, which is what is executing now.
-        gdb.write(f"{0:>5} {'swapper/0':<16} {'running':<10} {pc:#x} <{name}>\n")
+        found, current = tasks()
+        gdb.write(f"{'PID':>5} {'PPID':>5} {'TGID':>5} {'STATE':<24} COMMAND\n")
+        idle_state = "running" if current == 0 else "idle"
+        gdb.write(f"{0:>5} {0:>5} {0:>5} {idle_state:<24} swapper/0\n")
+        for pid, process in found:
+            state = str(process["state"]).replace("kernel::task::State::", "")
+            if pid == current:
+                state += " (current)"
+            gdb.write(
+                f"{pid:>5} {int(process['ppid']):>5} {int(process['tgid']):>5} {state:<24} "
+                f"{rust_string(process['name'])}\n"
+            )
 
 
 class Heap(gdb.Command):
@@ -156,7 +211,8 @@ def canonical(address):
 
 
 class Vm(gdb.Command):
-    """Decode the kernel address space: `cz-vm` lists mapped ranges, `cz-vm ADDR` walks ADDR."""
+    """Decode address spaces: `cz-vm` lists the kernel's mapped ranges, `cz-vm PID` a task's,
+    `cz-vm ADDR` walks the page tables for one address."""
 
     def __init__(self):
         super().__init__("cz-vm", gdb.COMMAND_DATA)
@@ -165,9 +221,22 @@ class Vm(gdb.Command):
         space = some(unlocked(static("kernel::mm::paging::KERNEL_SPACE")))
         return int(space["table"]["root"])
 
+    def task_root(self, pid):
+        for task_pid, process in tasks()[0]:
+            if task_pid == pid:
+                arc = process["space"]
+                inner = RUST.unwrap_unique_or_non_null(arc["ptr"]).dereference()["data"]
+                return int(unlocked(inner)["table"]["root"])
+        raise gdb.GdbError(f"no task {pid}")
+
     def invoke(self, argument, from_tty):
+        words = argument.split()
+        if len(words) == 1 and words[0].isdigit() and int(words[0]) < 1 << 22:
+            # A pid: that task's address space (user half and the shared kernel half).
+            self.ranges(self.task_root(int(words[0])))
+            return
         root = self.root()
-        if argument.strip():
+        if words:
             self.walk(root, int(gdb.parse_and_eval(argument)) & 0xFFFF_FFFF_FFFF_FFFF)
         else:
             self.ranges(root)
