@@ -111,6 +111,19 @@ fn fork_exec_wait_and_preemption() {
         assert!(console.contains(line), "{line:?} missing:\n{console}");
     }
     assert_eq!(result.exit, GuestExit::Clean);
+
+    // `poweroff` ends the machine through reboot(2), before init exits.
+    let off = boot(
+        &[("init", &forkexec), ("forkexec", &forkexec)],
+        "-- poweroff",
+    );
+    assert!(
+        off.console.contains("reboot: Power down"),
+        "{}",
+        off.console
+    );
+    assert!(!off.console.contains("init has exited"), "{}", off.console);
+    assert_eq!(off.exit, GuestExit::Clean);
 }
 
 #[test]

@@ -83,6 +83,8 @@ syscall_table! {
     124 => process::getsid,
     127 => signal::rt_sigpending,
     158 => process::arch_prctl,
+    162 => process::sync,
+    169 => process::reboot,
     186 => process::gettid,
     200 => signal::tkill,
     202 => process::futex,

@@ -558,3 +558,39 @@ pub fn pause(_: &mut Call<'_>) -> EResult<u64> {
     PAUSED.wait_until(|| false)?;
     Err(Errno::EINTR)
 }
+
+const REBOOT_MAGIC1: u64 = 0xfee1_dead;
+const REBOOT_MAGIC2: [u64; 4] = [672_274_793, 85_072_278, 369_367_448, 537_993_216];
+const REBOOT_CMD_RESTART: u64 = 0x0123_4567;
+const REBOOT_CMD_HALT: u64 = 0xcdef_0123;
+const REBOOT_CMD_CAD_ON: u64 = 0x89ab_cdef;
+const REBOOT_CMD_CAD_OFF: u64 = 0;
+const REBOOT_CMD_POWER_OFF: u64 = 0x4321_fedc;
+
+/// `reboot`: power off (and halt, and restart, which under QEMU's `-no-reboot` is the same end)
+/// ends the machine cleanly, as `poweroff` from a shell expects.
+pub fn reboot(call: &mut Call<'_>) -> EResult<u64> {
+    let [magic1, magic2, command, ..] = call.args.0;
+    if magic1 as u32 as u64 != REBOOT_MAGIC1 || !REBOOT_MAGIC2.contains(&(magic2 as u32 as u64)) {
+        return Err(Errno::EINVAL);
+    }
+    // Everyone is root until credentials exist (CAP_SYS_BOOT then).
+    match command as u32 as u64 {
+        REBOOT_CMD_CAD_ON | REBOOT_CMD_CAD_OFF => Ok(0),
+        REBOOT_CMD_POWER_OFF | REBOOT_CMD_HALT | REBOOT_CMD_RESTART => {
+            let what = match command as u32 as u64 {
+                REBOOT_CMD_RESTART => "Restarting system",
+                REBOOT_CMD_HALT => "System halted",
+                _ => "Power down",
+            };
+            crate::kprintln!("reboot: {what}");
+            crate::arch::x86_64::power::exit(crate::arch::x86_64::power::ExitCode::Success)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sync`: every file system is in memory (tmpfs, procfs), so there is nothing to write back.
+pub fn sync(_: &mut Call<'_>) -> EResult<u64> {
+    Ok(0)
+}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/reboot.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,5 +93,10 @@ int main(int argc, char **argv) {
         work += i;
     printf("preempted the spinner: work done\n");
     fflush(stdout);
+    if (argc > 1 && strcmp(argv[1], "poweroff") == 0) {
+        sync();
+        reboot(RB_POWER_OFF);
+        printf("reboot returned?\n");
+    }
     return 0;
 }
