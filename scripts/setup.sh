@@ -3,7 +3,8 @@
 #
 # Installs only what is missing: the Rust target and rust-src (RUSTUP_AUTO_INSTALL=0 means a
 # rust-toolchain.toml alone installs nothing), and Debian's QEMU, gdb, cpio and musl-tools (the
-# userland test programs are built with musl-gcc).
+# userland test programs are built with musl-gcc), Debian's static busybox (the userland the
+# kernel runs) and tmux (the TUI's end-to-end test).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -34,6 +35,8 @@ declare -A packages=(
     [gdb]=gdb
     [cpio]=cpio
     [musl-gcc]=musl-tools
+    [busybox]=busybox-static
+    [tmux]=tmux
 )
 missing=()
 for cmd in "${!packages[@]}"; do

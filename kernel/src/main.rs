@@ -15,6 +15,8 @@ mod debug;
 mod drivers;
 mod errno;
 mod exec;
+mod fs;
+mod ipc;
 mod mm;
 mod selftest;
 mod sync;
@@ -61,7 +63,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     debug::kgdb::init(&info.cmdline);
     syscall::init(&info.cmdline);
     report_initrd(&info);
-    boot::initramfs::init(info.initrd);
+    fs::init_root(&info);
     tty::init();
 
     kprintln!("boot: complete in {} ms", time::now_ns() / 1_000_000);
@@ -271,15 +273,22 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
 /// Returns only if there is none or it cannot be run.
 fn start_init(cmdline: &boot::Cmdline) {
     let path = cmdline.get("init").unwrap_or("/init");
-    let Some(image) = boot::initramfs::read_file(path) else {
-        kprintln!("init: no {path} in the initramfs");
-        return;
+    let image = match exec::read_executable(path) {
+        Ok(image) => image,
+        Err(errno::Errno::ENOENT) => {
+            kprintln!("init: no {path} in the initramfs");
+            return;
+        }
+        Err(error) => {
+            kprintln!("init: cannot run {path}: {error}");
+            return;
+        }
     };
     let mut argv = alloc::vec![path];
     argv.extend(cmdline.init_args());
     let error = task::start_init(
         path,
-        image,
+        &image,
         &argv,
         &["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"],
     );

@@ -145,6 +145,7 @@ fn bad_executables_and_missing_init_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("script");
     std::fs::write(&script, "#!/bin/sh\necho not for us\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let result = boot(&[("init", &script)], "");
     assert!(
         result
@@ -326,6 +327,79 @@ fn threads_share_memory_lock_and_join() {
     assert!(
         console.contains("kmemleak: 0 new suspected memory leaks"),
         "{console}"
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+/// A root file system with Debian's static busybox (package busybox-static) and a few applets.
+fn busybox_root(dir: &Path) -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "Debian's busybox-static is needed (scripts/setup.sh installs it)"
+    );
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
+    }
+    let archive = dir.join("root.cpio");
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    archive
+}
+
+#[test]
+fn debians_busybox_shell_runs_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(busybox_root(dir.path()));
+    config.append = "console=ttyS0 init=/bin/sh".into();
+    let mut qemu = config.spawn().unwrap();
+    let step = Duration::from_secs(60);
+    let mut at = qemu
+        .wait_for_console("/ # ", 0, step)
+        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    for (command, expected) in [
+        ("echo hello from busybox", "hello from busybox"),
+        ("uname -sm", "Linux x86_64"),
+        (
+            "mkdir -p /tmp/a/b && echo made > /tmp/a/b/f && cat /tmp/a/b/f",
+            "made",
+        ),
+        ("ls /tmp/a", "b"),
+        ("echo one two three | wc -w", "3"),
+        ("ls /bin | grep -c busybox", "1"),
+        ("false || echo status-$?", "status-1"),
+    ] {
+        qemu.send(format!("{command}\r").as_bytes()).unwrap();
+        at = qemu
+            .wait_for_console(&format!("{expected}\r\n"), at, step)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{command:?} did not print {expected:?}:\n{}",
+                    qemu.console()
+                )
+            });
+        at = qemu
+            .wait_for_console("/ # ", at, step)
+            .expect("prompt again");
+    }
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(step)).unwrap();
+    assert!(
+        result.console.contains("sh[1]: exited with status 0"),
+        "{}",
+        result.console
+    );
+    assert!(
+        result
+            .console
+            .contains("kmemleak: 0 new suspected memory leaks"),
+        "{}",
+        result.console
     );
     assert_eq!(result.exit, GuestExit::Clean);
 }

@@ -5,7 +5,6 @@
 //! allocator takes over physical memory.
 
 pub mod cmdline;
-pub mod initramfs;
 pub mod memory_map;
 pub mod pvh;
 

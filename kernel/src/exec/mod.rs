@@ -46,9 +46,16 @@ fn fill_random(out: &mut [u8]) {
     out.copy_from_slice(&bytes);
 }
 
-/// The bytes of an executable file. Read from the initramfs archive until the VFS unpacks it.
+/// The bytes of an executable file, as the current process sees the path (its root, working
+/// directory and credentials); at boot, before any process, as root from `/`.
 pub fn read_executable(path: &str) -> EResult<Vec<u8>> {
-    crate::boot::initramfs::read_file(path)
-        .map(<[u8]>::to_vec)
-        .ok_or(crate::errno::Errno::ENOENT)
+    let (context, creds) =
+        match crate::task::with_current(|p| (p.fs.lock().clone(), p.creds.clone())) {
+            Ok(found) => found,
+            Err(_) => (
+                crate::fs::vfs::init_context()?,
+                crate::fs::Credentials::root(),
+            ),
+        };
+    crate::fs::vfs::open_exec(&context, &creds, crate::fs::At::Cwd, path)?.read_all()
 }

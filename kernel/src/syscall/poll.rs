@@ -1,7 +1,7 @@
 //! `poll`, `ppoll`, `select`, `pselect6`: waiting for descriptors to become ready.
 //!
-//! Readiness comes from the object behind each descriptor (today the console terminal on 0, 1
-//! and 2). A wait with a timeout polls once per timer tick; one without sleeps on the objects'
+//! Readiness comes from the object behind each descriptor (`OpenFile::poll`: terminals, pipes,
+//! regular files). A wait with a timeout polls once per timer tick; one without sleeps on the objects'
 //! wait queues, and a signal ends either with `EINTR`, as Linux does.
 
 use alloc::vec;
@@ -15,23 +15,18 @@ use crate::task;
 const POLLIN: u16 = 0x1;
 const POLLOUT: u16 = 0x4;
 const POLLNVAL: u16 = 0x20;
-const POLLRDNORM: u16 = 0x40;
-const POLLWRNORM: u16 = 0x100;
 /// Linux's limit on `nfds` (RLIMIT_NOFILE).
 const MAX_FDS: u64 = 1024;
 
+/// POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+const ALWAYS: u16 = 0x8 | 0x10 | POLLNVAL;
+
 /// What `fd` is ready for, among `events` (`POLLNVAL` for a bad descriptor).
 fn ready(fd: i32, events: u16) -> u16 {
-    if !(0..=2).contains(&fd) {
-        return POLLNVAL;
+    match super::files::file(fd) {
+        Ok(file) => file.poll().bits() & (events | ALWAYS),
+        Err(_) => POLLNVAL,
     }
-    let mut revents = 0;
-    if events & (POLLIN | POLLRDNORM) != 0 && crate::tty::readable() {
-        revents |= events & (POLLIN | POLLRDNORM);
-    }
-    // The terminal's output never blocks.
-    revents |= events & (POLLOUT | POLLWRNORM);
-    revents
 }
 
 /// Waits until `check` reports something ready, the deadline passes (`None`: forever), or a
@@ -40,7 +35,7 @@ fn wait(deadline_ns: Option<u64>, mut check: impl FnMut() -> EResult<usize>) -> 
     match deadline_ns {
         None => {
             let mut count = 0;
-            crate::tty::readers().wait_until(|| {
+            task::READINESS.wait_until(|| {
                 count = check().unwrap_or(1);
                 count > 0
             })?;

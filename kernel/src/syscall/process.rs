@@ -7,92 +7,6 @@ use crate::errno::{EResult, Errno};
 use crate::mm::user::{Protection, RegionKind, UserSlice};
 use crate::task::{self, ExitStatus};
 
-fn fd(value: u64) -> EResult<i32> {
-    i32::try_from(value as i64).map_err(|_| Errno::EBADF)
-}
-
-/// Until the file table exists, descriptors 0, 1 and 2 are the console terminal.
-fn console_fd(fd: i32) -> EResult<()> {
-    if (0..=2).contains(&fd) {
-        Ok(())
-    } else {
-        Err(Errno::EBADF)
-    }
-}
-
-fn console_write(fd: i32, data: &[u8]) -> EResult<u64> {
-    console_fd(fd)?;
-    crate::tty::write(data).map(|n| n as u64)
-}
-
-/// Largest single transfer, as Linux's MAX_RW_COUNT (rounded).
-const MAX_RW: usize = 0x7fff_f000;
-
-pub fn write(call: &mut Call<'_>) -> EResult<u64> {
-    let fd = fd(call.args.0[0])?;
-    let len = (call.args.0[2] as usize).min(MAX_RW);
-    let source = UserSlice::new(call.args.0[1], len)?;
-    let mut data = vec![0u8; len];
-    task::with_current(|p| p.space.lock().read(source, &mut data))??;
-    console_write(fd, &data)
-}
-
-pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
-    let fd = fd(call.args.0[0])?;
-    let count = call.args.0[2];
-    if count > 1024 {
-        return Err(Errno::EINVAL);
-    }
-    let mut total = 0u64;
-    for i in 0..count {
-        let entry = call.args.0[1].checked_add(i * 16).ok_or(Errno::EFAULT)?;
-        let (base, len) = task::with_current(|p| {
-            let mut space = p.space.lock();
-            Ok::<_, Errno>((space.read_u64(entry)?, space.read_u64(entry + 8)?))
-        })??;
-        if len == 0 {
-            continue;
-        }
-        let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW);
-        let source = UserSlice::new(base, len)?;
-        let mut data = vec![0u8; len];
-        task::with_current(|p| p.space.lock().read(source, &mut data))??;
-        total += console_write(fd, &data)?;
-    }
-    Ok(total)
-}
-
-pub fn read(call: &mut Call<'_>) -> EResult<u64> {
-    let fd = fd(call.args.0[0])?;
-    console_fd(fd)?;
-    let len = (call.args.0[2] as usize).min(64 * 1024);
-    let target: UserSlice<crate::mm::user::Write> = UserSlice::new(call.args.0[1], len)?;
-    let mut data = vec![0u8; len];
-    let n = crate::tty::read(&mut data)?;
-    let target = UserSlice::new(target.address(), n)?;
-    task::with_current(|p| p.space.lock().write(target, &data[..n]))??;
-    Ok(n as u64)
-}
-
-pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
-    let [fd, request, argument, ..] = call.args.0;
-    console_fd(self::fd(fd)?)?;
-    let size = crate::tty::argument_size(request);
-    let mut input = vec![0u8; size];
-    if size > 0 {
-        let source = UserSlice::new(argument, size)?;
-        task::with_current(|p| p.space.lock().read(source, &mut input))??;
-    }
-    match crate::tty::ioctl(request, &input)? {
-        crate::tty::IoctlData::None => {}
-        crate::tty::IoctlData::Out(bytes) => {
-            let target = UserSlice::new(argument, bytes.len())?;
-            task::with_current(|p| p.space.lock().write(target, &bytes))??;
-        }
-    }
-    Ok(0)
-}
-
 /// `exit`: ends the calling thread (the process, if it is the last one).
 pub fn exit(call: &mut Call<'_>) -> EResult<u64> {
     task::exit_thread((call.args.0[0] & 0xff) as i32)
@@ -156,6 +70,8 @@ pub fn clone(call: &mut Call<'_>) -> EResult<u64> {
     let pointer = |flag: u64, address: u64| (flags & flag != 0).then_some(address);
     let request = task::CloneRequest {
         share_memory: flags & CLONE_VM != 0,
+        share_files: flags & CLONE_FILES != 0,
+        share_fs: flags & CLONE_FS != 0,
         thread: flags & CLONE_THREAD != 0,
         stack,
         tls: pointer(CLONE_SETTLS, tls),

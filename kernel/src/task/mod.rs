@@ -28,6 +28,7 @@ use crate::arch::x86_64::idt::TrapFrame;
 use crate::arch::x86_64::{cpu, usermode};
 use crate::errno::{EResult, Errno};
 use crate::exec::{self, Program};
+use crate::fs::{Credentials, FdTable, FsContext};
 use crate::kprintln;
 use crate::mm::user::{AddressSpace, UserSlice};
 use crate::sync::IrqSpinLock;
@@ -88,6 +89,11 @@ pub struct Process {
     pub state: State,
     /// Shared by the threads of a process (`CLONE_VM`).
     pub space: SharedSpace,
+    /// Root, working directory, umask (`CLONE_FS` shares it).
+    pub fs: Arc<IrqSpinLock<FsContext>>,
+    /// Open files (`CLONE_FILES` shares the table).
+    pub files: Arc<IrqSpinLock<FdTable>>,
+    pub creds: Credentials,
     /// Thread group id: the pid `getpid` returns (the first thread's pid).
     pub tgid: Pid,
     /// A thread other than its group's first: not waited for, freed as soon as it exits.
@@ -228,11 +234,17 @@ extern "C" fn task_entry() -> ! {
     usermode::return_to_user(&frame)
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "every field a new task must not be without"
+)]
 fn new_process(
     pid: Pid,
     ppid: Pid,
     name: String,
     space: SharedSpace,
+    fs: Arc<IrqSpinLock<FsContext>>,
+    files: Arc<IrqSpinLock<FdTable>>,
     frame: TrapFrame,
     fpu: Box<FpuState>,
 ) -> EResult<Box<Process>> {
@@ -250,6 +262,9 @@ fn new_process(
         name,
         state: State::Runnable,
         space,
+        fs,
+        files,
+        creds: Credentials::root(),
         tgid: pid,
         is_thread: false,
         fs_base: 0,
@@ -269,11 +284,34 @@ pub fn start_init(path: &str, image: &[u8], argv: &[&str], envp: &[&str]) -> Err
         Ok(program) => program,
         Err(error) => return error,
     };
+    let context = match crate::fs::vfs::init_context() {
+        Ok(context) => context,
+        Err(error) => return error,
+    };
+    // Like Linux's kernel_init: stdin, stdout and stderr are /dev/console.
+    let mut files = FdTable::new();
+    match crate::fs::vfs::open(
+        &context,
+        &Credentials::root(),
+        crate::fs::At::Cwd,
+        "/dev/console",
+        crate::fs::OpenFlags::RDWR,
+        0,
+    ) {
+        Ok(console) => {
+            for _ in 0..3 {
+                let _ = files.insert(console.clone(), false);
+            }
+        }
+        Err(error) => kprintln!("init: cannot open an initial console: {error}"),
+    }
     let init = match new_process(
         1,
         0,
         comm_of(path),
         Arc::new(IrqSpinLock::new(space)),
+        Arc::new(IrqSpinLock::new(context)),
+        Arc::new(IrqSpinLock::new(files)),
         frame,
         Box::new(FpuState::initial()),
     ) {
@@ -467,6 +505,14 @@ pub fn group_and_session(pid: Pid) -> EResult<(Pid, Pid)> {
     Ok((task.pgid, task.sid))
 }
 
+/// Woken whenever a descriptor may have become ready (terminal input, pipe traffic): what
+/// `poll` and `select` sleep on.
+pub static READINESS: WaitQueue = WaitQueue::new();
+
+pub fn readiness_changed() {
+    READINESS.wake_all();
+}
+
 /// Whether the current task has a signal that should interrupt a blocking call (`EINTR`).
 pub fn signal_pending() -> bool {
     with_current(|p| p.signals.has_deliverable()).unwrap_or(false)
@@ -554,31 +600,28 @@ pub fn schedule() {
 
 /// `fork`: a copy of the current process whose user context is `frame` with 0 returned.
 pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
-    let mut child_frame = *frame;
-    child_frame.rax = 0;
-    let mut scheduler = SCHEDULER.lock();
-    let parent_pid = scheduler.current;
-    let parent = scheduler.tasks.get_mut(&parent_pid).ok_or(Errno::ESRCH)?;
-    let space = Arc::new(IrqSpinLock::new(parent.space.lock().duplicate()?));
-    let mut fpu = Box::new(FpuState::initial());
-    fpu.save();
-    let (name, fs_base) = (parent.name.clone(), parent.fs_base);
-    let (pgid, sid, mut signals) = (parent.pgid, parent.sid, parent.signals.clone());
-    signals.clear_pending();
-    let pid = scheduler.next_pid;
-    let mut child = new_process(pid, parent_pid, name, space, child_frame, fpu)?;
-    child.fs_base = fs_base;
-    (child.pgid, child.sid, child.signals) = (pgid, sid, signals);
-    scheduler.next_pid += 1;
-    scheduler.tasks.insert(pid, child);
-    scheduler.run_queue.push_back(pid);
-    Ok(pid)
+    clone(
+        frame,
+        CloneRequest {
+            share_memory: false,
+            share_files: false,
+            share_fs: false,
+            thread: false,
+            stack: 0,
+            tls: None,
+            clear_child_tid: None,
+            set_child_tid: None,
+            set_parent_tid: None,
+        },
+    )
 }
 
 /// What `clone` was asked for, validated by the system-call layer.
 #[derive(Clone, Copy, Debug)]
 pub struct CloneRequest {
     pub share_memory: bool,
+    pub share_files: bool,
+    pub share_fs: bool,
     pub thread: bool,
     pub stack: u64,
     pub tls: Option<u64>,
@@ -602,6 +645,17 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     } else {
         Arc::new(IrqSpinLock::new(parent.space.lock().duplicate()?))
     };
+    let files = if request.share_files {
+        Arc::clone(&parent.files)
+    } else {
+        Arc::new(IrqSpinLock::new(parent.files.lock().clone()))
+    };
+    let fs = if request.share_fs {
+        Arc::clone(&parent.fs)
+    } else {
+        Arc::new(IrqSpinLock::new(parent.fs.lock().clone()))
+    };
+    let creds = parent.creds.clone();
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
     let name = parent.name.clone();
@@ -614,7 +668,17 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     let mut signals = parent.signals.clone();
     signals.clear_pending();
     let pid = scheduler.next_pid;
-    let mut child = new_process(pid, ppid, name, Arc::clone(&space), child_frame, fpu)?;
+    let mut child = new_process(
+        pid,
+        ppid,
+        name,
+        Arc::clone(&space),
+        fs,
+        files,
+        child_frame,
+        fpu,
+    )?;
+    child.creds = creds;
     child.fs_base = request.tls.unwrap_or(fs_base);
     child.tgid = if request.thread { tgid } else { pid };
     child.is_thread = request.thread;
@@ -704,6 +768,9 @@ pub fn exec(
         space,
         frame: entry,
     } = exec::load_program(image, argv, envp)?;
+    let files = with_current(|p| Arc::clone(&p.files))?;
+    let closed = files.lock().close_for_exec();
+    drop(closed);
     with_current(|p| {
         space.activate();
         p.space = Arc::new(IrqSpinLock::new(space)); // the old one is freed here (if unshared)

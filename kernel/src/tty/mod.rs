@@ -11,6 +11,8 @@ use alloc::vec::Vec;
 
 use crate::drivers::serial;
 use crate::errno::{EResult, Errno};
+use crate::fs::OpenFlags;
+use crate::fs::dev::{CharDevice, PollEvents};
 use crate::sync::IrqSpinLock;
 use crate::task::{self, Pid, WaitQueue, signal};
 
@@ -128,11 +130,51 @@ static CONSOLE: IrqSpinLock<Tty> = IrqSpinLock::new(Tty {
 });
 static READERS: WaitQueue = WaitQueue::new();
 
-/// Takes over the console UART's input (the kernel log keeps writing to it).
+/// The console terminal as a character device for the VFS: `/dev/console` (5:1), `/dev/tty`
+/// (5:0, the controlling terminal — the console is the only one) and the console's
+/// `/dev/ttyS<n>` (4:64+n). Terminal ioctls need user memory and go through `ioctl` above.
+struct ConsoleDevice;
+
+impl CharDevice for ConsoleDevice {
+    fn name(&self) -> &'static str {
+        "ttyS"
+    }
+
+    fn read(&self, _minor: u32, buf: &mut [u8], _flags: OpenFlags) -> EResult<usize> {
+        read(buf)
+    }
+
+    fn write(&self, _minor: u32, buf: &[u8], _flags: OpenFlags) -> EResult<usize> {
+        write(buf)
+    }
+
+    fn poll(&self, _minor: u32) -> PollEvents {
+        if readable() {
+            PollEvents::IN | PollEvents::RDNORM | PollEvents::OUT | PollEvents::WRNORM
+        } else {
+            PollEvents::OUT | PollEvents::WRNORM
+        }
+    }
+}
+
+/// Whether a character device number is a terminal this module answers ioctls for.
+pub fn is_terminal(major: u32, minor: u32) -> bool {
+    let port = CONSOLE.lock().port as u32;
+    (major == 5 && minor <= 1) || (major == 4 && minor == 64 + port)
+}
+
+/// Takes over the console UART's input (the kernel log keeps writing to it) and registers the
+/// terminal devices.
 pub fn init() {
     let port = crate::console::port();
     CONSOLE.lock().port = port;
     serial::route_console_input(port, input);
+    let device: alloc::sync::Arc<dyn CharDevice> = alloc::sync::Arc::new(ConsoleDevice);
+    for (major, minor) in [(5, 0), (5, 1), (4, 64 + port as u32)] {
+        if let Err(error) = crate::fs::dev::register_char(major, minor, 1, device.clone()) {
+            crate::kprintln!("tty: cannot register {major}:{minor}: {error}");
+        }
+    }
 }
 
 fn output_raw(port: usize, bytes: &[u8]) {
@@ -287,16 +329,12 @@ fn input(byte: u8) {
         );
     }
     READERS.wake_all();
+    task::readiness_changed();
 }
 
 /// Whether a `read` would not block (for `poll`/`select`).
 pub fn readable() -> bool {
     CONSOLE.lock().readable()
-}
-
-/// The wait queue readers sleep on: woken whenever input arrives.
-pub fn readers() -> &'static WaitQueue {
-    &READERS
 }
 
 /// `read` on the terminal.

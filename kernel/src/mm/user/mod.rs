@@ -563,10 +563,6 @@ pub struct UserSlice<Access> {
 }
 
 impl<Access> UserSlice<Access> {
-    pub fn address(&self) -> u64 {
-        self.address
-    }
-
     pub fn new(address: u64, len: usize) -> EResult<Self> {
         let end = address.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         if end > USER_END {

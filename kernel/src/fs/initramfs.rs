@@ -1,0 +1,598 @@
+//! Unpacking the initramfs (a newc cpio archive) into the root tmpfs, as Linux's
+//! init/initramfs.c does, plus the standard entries a root file system needs.
+//!
+//! The archive is untrusted input. `Reader` validates every header (magic, hex fields, a
+//! NUL-terminated UTF-8 name without `..` components, data inside the archive, the checksum of
+//! `070702` archives) and stops at the first problem with an error that says what and where;
+//! the unpacker keeps what it unpacked before that. Nothing in an archive can panic the kernel.
+//!
+//! Entries are created through the ordinary VFS calls with root's credentials, so they get
+//! Linux's semantics for free: a later entry replaces an earlier one of the same name (Linux's
+//! `maybe_unlink`), a name below a symlinked directory lands in the symlink's target, an entry
+//! whose parent is missing is skipped. Hard links are entries with `nlink > 1` sharing
+//! (ino, device, mode): the first creates the file, later ones link to it and may carry the data
+//! (GNU cpio puts it on the last). Directory times are set at the end, because creating entries
+//! inside a directory changes its mtime. Like Linux, several archives may be concatenated,
+//! with NUL padding between them.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::credentials::Credentials;
+use super::file::OpenFlags;
+use super::metadata::{DeviceId, FileType, PERMISSION_BITS, Timespec};
+use super::path::{At, Follow, FsContext, PATH_MAX};
+use super::vfs::{self, TimeChange};
+use crate::errno::{EResult, Errno};
+
+pub const NEWC_MAGIC: &[u8; 6] = b"070701";
+/// The variant whose `check` field is the sum of the file's bytes.
+pub const NEWC_CRC_MAGIC: &[u8; 6] = b"070702";
+const HEADER_LEN: usize = 110;
+const TRAILER: &str = "TRAILER!!!";
+
+/// What is wrong with an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchiveError {
+    /// The data ends inside a header, a name or a file, or before the trailer.
+    Truncated,
+    BadMagic([u8; 6]),
+    /// A compressed archive (Cadenza only reads uncompressed newc).
+    Compressed(&'static str),
+    BadHeaderField(&'static str),
+    NameNotTerminated,
+    /// Empty, not UTF-8, or longer than `PATH_MAX`.
+    BadName,
+    DotDotComponent,
+    BadChecksum,
+}
+
+impl fmt::Display for ArchiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => write!(f, "archive truncated"),
+            Self::BadMagic(magic) => write!(
+                f,
+                "bad magic {:?} (expected newc \"070701\")",
+                String::from_utf8_lossy(magic)
+            ),
+            Self::Compressed(kind) => {
+                write!(
+                    f,
+                    "{kind}-compressed archive; only uncompressed newc is supported"
+                )
+            }
+            Self::BadHeaderField(field) => write!(f, "header field {field} is not 8 hex digits"),
+            Self::NameNotTerminated => write!(f, "file name not NUL-terminated"),
+            Self::BadName => write!(f, "empty, non-UTF-8 or over-long file name"),
+            Self::DotDotComponent => write!(f, "file name contains a `..` component"),
+            Self::BadChecksum => write!(f, "bad data checksum"),
+        }
+    }
+}
+
+/// An error and where it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveFailure {
+    /// Byte offset of the header of the entry at fault.
+    pub offset: usize,
+    /// The entry's name, when it could be read.
+    pub entry: Option<String>,
+    pub error: ArchiveError,
+}
+
+impl fmt::Display for ArchiveFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.error, self.offset)?;
+        if let Some(name) = &self.entry {
+            write!(f, " (entry {name:?})")?;
+        }
+        Ok(())
+    }
+}
+
+/// One archive member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub ino: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime: u32,
+    pub dev: DeviceId,
+    pub rdev: DeviceId,
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// The entries of one or more concatenated newc archives, in order, ending at the first
+/// error.
+pub struct Reader<'a> {
+    data: &'a [u8],
+    position: usize,
+    after_trailer: bool,
+    failed: bool,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            position: 0,
+            // An empty archive is a valid (empty) one.
+            after_trailer: true,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, offset: usize, entry: Option<&str>, error: ArchiveError) -> ArchiveFailure {
+        self.failed = true;
+        ArchiveFailure {
+            offset,
+            entry: entry.map(String::from),
+            error,
+        }
+    }
+
+    fn compression(bytes: &[u8]) -> Option<&'static str> {
+        const MAGICS: [(&[u8], &str); 7] = [
+            (&[0x1f, 0x8b], "gzip"),
+            (b"BZh", "bzip2"),
+            (&[0xfd, b'7', b'z', b'X', b'Z'], "xz"),
+            (&[0x5d, 0, 0], "lzma"),
+            (&[0x89, b'L', b'Z', b'O'], "lzo"),
+            (&[0x02, 0x21, 0x4c, 0x18], "lz4"),
+            (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        ];
+        MAGICS
+            .iter()
+            .find(|(magic, _)| bytes.starts_with(magic))
+            .map(|&(_, name)| name)
+    }
+
+    fn next_entry(&mut self) -> Option<Result<Entry<'a>, ArchiveFailure>> {
+        loop {
+            // Archives may be padded with NULs and concatenated (Linux skips NULs here too).
+            while self.data.get(self.position) == Some(&0) {
+                self.position += 1;
+            }
+            let start = self.position;
+            let rest = &self.data[start.min(self.data.len())..];
+            if rest.is_empty() {
+                return if self.after_trailer {
+                    None
+                } else {
+                    Some(Err(self.fail(start, None, ArchiveError::Truncated)))
+                };
+            }
+            let Some(header) = rest.get(..HEADER_LEN) else {
+                if let Some(kind) = Self::compression(rest) {
+                    return Some(Err(self.fail(start, None, ArchiveError::Compressed(kind))));
+                }
+                let error = match rest.get(..6) {
+                    Some(magic) if magic != NEWC_MAGIC && magic != NEWC_CRC_MAGIC => {
+                        ArchiveError::BadMagic(magic.try_into().expect("six bytes"))
+                    }
+                    _ => ArchiveError::Truncated,
+                };
+                return Some(Err(self.fail(start, None, error)));
+            };
+            let magic: [u8; 6] = header[..6].try_into().expect("six bytes");
+            if &magic != NEWC_MAGIC && &magic != NEWC_CRC_MAGIC {
+                let error = match Self::compression(header) {
+                    Some(kind) => ArchiveError::Compressed(kind),
+                    None => ArchiveError::BadMagic(magic),
+                };
+                return Some(Err(self.fail(start, None, error)));
+            }
+            const FIELDS: [&str; 13] = [
+                "c_ino",
+                "c_mode",
+                "c_uid",
+                "c_gid",
+                "c_nlink",
+                "c_mtime",
+                "c_filesize",
+                "c_devmajor",
+                "c_devminor",
+                "c_rdevmajor",
+                "c_rdevminor",
+                "c_namesize",
+                "c_check",
+            ];
+            let mut values = [0u32; 13];
+            for (index, value) in values.iter_mut().enumerate() {
+                let digits = &header[6 + index * 8..6 + index * 8 + 8];
+                match parse_hex(digits) {
+                    Some(parsed) => *value = parsed,
+                    None => {
+                        let error = ArchiveError::BadHeaderField(FIELDS[index]);
+                        return Some(Err(self.fail(start, None, error)));
+                    }
+                }
+            }
+            let [
+                ino,
+                mode,
+                uid,
+                gid,
+                nlink,
+                mtime,
+                file_size,
+                dev_major,
+                dev_minor,
+                rdev_major,
+                rdev_minor,
+                name_size,
+                check,
+            ] = values;
+            let name_size = name_size as usize;
+            let Some(name_bytes) = rest.get(HEADER_LEN..HEADER_LEN + name_size) else {
+                return Some(Err(self.fail(start, None, ArchiveError::Truncated)));
+            };
+            let Some((&0, name_bytes)) = name_bytes.split_last() else {
+                return Some(Err(self.fail(start, None, ArchiveError::NameNotTerminated)));
+            };
+            if name_bytes.contains(&0) {
+                return Some(Err(self.fail(start, None, ArchiveError::NameNotTerminated)));
+            }
+            let Ok(name) = core::str::from_utf8(name_bytes) else {
+                return Some(Err(self.fail(start, None, ArchiveError::BadName)));
+            };
+            if name.is_empty() || name.len() >= PATH_MAX {
+                return Some(Err(self.fail(start, Some(name), ArchiveError::BadName)));
+            }
+            let data_start = (HEADER_LEN + name_size).next_multiple_of(4);
+            let Some(data) = rest.get(data_start..data_start + file_size as usize) else {
+                return Some(Err(self.fail(start, Some(name), ArchiveError::Truncated)));
+            };
+            self.position = start + (data_start + data.len()).next_multiple_of(4);
+            if name == TRAILER {
+                self.after_trailer = true;
+                continue;
+            }
+            self.after_trailer = false;
+            if name.split('/').any(|component| component == "..") {
+                let error = ArchiveError::DotDotComponent;
+                return Some(Err(self.fail(start, Some(name), error)));
+            }
+            if &magic == NEWC_CRC_MAGIC
+                && FileType::from_mode(mode) == Some(FileType::Regular)
+                && data
+                    .iter()
+                    .fold(0u32, |sum, &byte| sum.wrapping_add(u32::from(byte)))
+                    != check
+            {
+                return Some(Err(self.fail(start, Some(name), ArchiveError::BadChecksum)));
+            }
+            return Some(Ok(Entry {
+                ino,
+                mode,
+                uid,
+                gid,
+                nlink,
+                mtime,
+                dev: DeviceId::new(dev_major, dev_minor),
+                rdev: DeviceId::new(rdev_major, rdev_minor),
+                name,
+                data,
+            }));
+        }
+    }
+}
+
+impl<'a> Iterator for Reader<'a> {
+    type Item = Result<Entry<'a>, ArchiveFailure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        self.next_entry()
+    }
+}
+
+/// Eight ASCII hex digits, nothing else.
+fn parse_hex(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |value, &digit| {
+        let nibble = (digit as char).to_digit(16)?;
+        Some(value << 4 | nibble)
+    })
+}
+
+/// What an unpacking created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Regular files, each hard link counted.
+    pub files: usize,
+    pub directories: usize,
+    pub symlinks: usize,
+    /// Device nodes, FIFOs and sockets.
+    pub special_files: usize,
+    /// Entries that were a further name for an earlier one.
+    pub hard_links: usize,
+    /// Bytes of regular-file data written.
+    pub bytes: u64,
+    /// Entries that could not be created (a missing parent, an unknown type).
+    pub skipped: usize,
+}
+
+/// The outcome of `unpack`.
+#[derive(Clone, Debug, Default)]
+pub struct UnpackReport {
+    pub stats: UnpackStats,
+    /// Why unpacking stopped early, if it did.
+    pub failure: Option<ArchiveFailure>,
+    /// The first entry that was skipped, and why.
+    pub first_skipped: Option<(String, Errno)>,
+}
+
+/// Identity of a hard-linked inode in the archive.
+type LinkKey = (u32, DeviceId, u32);
+
+struct Unpacker<'a> {
+    ctx: FsContext,
+    creds: Credentials,
+    links: BTreeMap<LinkKey, String>,
+    dir_times: Vec<(String, u32)>,
+    stats: &'a mut UnpackStats,
+}
+
+/// Unpacks `archive` below `ctx.root`. Never panics; stops at the first malformed entry.
+pub fn unpack(ctx: &FsContext, archive: &[u8]) -> UnpackReport {
+    let mut report = UnpackReport::default();
+    let mut unpacker = Unpacker {
+        ctx: FsContext {
+            cwd: ctx.root.clone(),
+            root: ctx.root.clone(),
+            // Modes are applied exactly as archived.
+            umask: 0,
+        },
+        creds: Credentials::root(),
+        links: BTreeMap::new(),
+        dir_times: Vec::new(),
+        stats: &mut report.stats,
+    };
+    for item in Reader::new(archive) {
+        match item {
+            Ok(entry) => {
+                if let Err(error) = unpacker.entry(&entry) {
+                    unpacker.stats.skipped += 1;
+                    report
+                        .first_skipped
+                        .get_or_insert_with(|| (String::from(entry.name), error));
+                }
+            }
+            Err(failure) => {
+                report.failure = Some(failure);
+                break;
+            }
+        }
+    }
+    unpacker.apply_dir_times();
+    report
+}
+
+impl Unpacker<'_> {
+    fn entry(&mut self, entry: &Entry<'_>) -> EResult<()> {
+        let relative = entry.name.trim_start_matches('/');
+        let relative = relative.strip_prefix("./").unwrap_or(relative);
+        let file_type = FileType::from_mode(entry.mode).ok_or(Errno::EINVAL)?;
+        if matches!(relative.trim_end_matches('/'), "" | ".") {
+            // The archive's own root: its mode and owner apply to ours.
+            if file_type != FileType::Directory {
+                return Err(Errno::EEXIST);
+            }
+            self.set_owner_and_mode(".", entry, true)?;
+            self.dir_times.push((String::from("."), entry.mtime));
+            return Ok(());
+        }
+        let path = format!("/{relative}");
+        match file_type {
+            FileType::Directory => self.directory(&path, entry),
+            FileType::Regular => self.regular(&path, entry),
+            FileType::Symlink => self.symlink(&path, entry),
+            _ => self.special(&path, entry, file_type),
+        }
+    }
+
+    fn directory(&mut self, path: &str, entry: &Entry<'_>) -> EResult<()> {
+        let permissions = entry.mode & PERMISSION_BITS;
+        match vfs::mkdir(&self.ctx, &self.creds, At::Cwd, path, permissions) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                self.remove_existing(path, true)?;
+                if vfs::resolve(&self.ctx, &self.creds, At::Cwd, path, Follow::No).is_err() {
+                    vfs::mkdir(&self.ctx, &self.creds, At::Cwd, path, permissions)?;
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        self.set_owner_and_mode(path, entry, true)?;
+        self.dir_times.push((String::from(path), entry.mtime));
+        self.stats.directories += 1;
+        Ok(())
+    }
+
+    fn regular(&mut self, path: &str, entry: &Entry<'_>) -> EResult<()> {
+        let key = (entry.ino, entry.dev, entry.mode);
+        let linked = entry.nlink >= 2 && self.links.contains_key(&key);
+        self.remove_existing(path, false)?;
+        let flags = if linked {
+            let first = self.links[&key].clone();
+            vfs::link(
+                &self.ctx,
+                &self.creds,
+                At::Cwd,
+                &first,
+                At::Cwd,
+                path,
+                Follow::No,
+            )?;
+            OpenFlags::WRONLY
+        } else {
+            OpenFlags::WRONLY | OpenFlags::CREAT | OpenFlags::TRUNC
+        };
+        let file = vfs::open(
+            &self.ctx,
+            &self.creds,
+            At::Cwd,
+            path,
+            flags,
+            entry.mode & PERMISSION_BITS,
+        )?;
+        let mut written = 0;
+        while written < entry.data.len() {
+            match file.write(&entry.data[written..])? {
+                0 => return Err(Errno::ENOSPC),
+                count => written += count,
+            }
+        }
+        drop(file);
+        self.set_owner_and_mode(path, entry, true)?;
+        self.set_mtime(path, entry.mtime)?;
+        if linked {
+            self.stats.hard_links += 1;
+        } else if entry.nlink >= 2 {
+            self.links.insert(key, String::from(path));
+        }
+        self.stats.files += 1;
+        self.stats.bytes += entry.data.len() as u64;
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &str, entry: &Entry<'_>) -> EResult<()> {
+        let target = core::str::from_utf8(entry.data).map_err(|_| Errno::EINVAL)?;
+        if target.contains('\0') {
+            return Err(Errno::EINVAL);
+        }
+        self.remove_existing(path, false)?;
+        vfs::symlink(&self.ctx, &self.creds, target, At::Cwd, path)?;
+        self.set_owner_and_mode(path, entry, false)?;
+        self.set_mtime(path, entry.mtime)?;
+        self.stats.symlinks += 1;
+        Ok(())
+    }
+
+    fn special(&mut self, path: &str, entry: &Entry<'_>, file_type: FileType) -> EResult<()> {
+        let key = (entry.ino, entry.dev, entry.mode);
+        self.remove_existing(path, false)?;
+        if entry.nlink >= 2
+            && let Some(first) = self.links.get(&key)
+        {
+            let first = first.clone();
+            vfs::link(
+                &self.ctx,
+                &self.creds,
+                At::Cwd,
+                &first,
+                At::Cwd,
+                path,
+                Follow::No,
+            )?;
+            self.stats.hard_links += 1;
+        } else {
+            let mode = file_type.mode_bits() | (entry.mode & PERMISSION_BITS);
+            vfs::mknod(&self.ctx, &self.creds, At::Cwd, path, mode, entry.rdev)?;
+            if entry.nlink >= 2 {
+                self.links.insert(key, String::from(path));
+            }
+        }
+        self.set_owner_and_mode(path, entry, true)?;
+        self.set_mtime(path, entry.mtime)?;
+        self.stats.special_files += 1;
+        Ok(())
+    }
+
+    /// Linux's `maybe_unlink`: an existing entry goes unless both it and the new one are
+    /// directories (a non-empty directory cannot go, and the new entry then fails).
+    fn remove_existing(&self, path: &str, new_is_dir: bool) -> EResult<()> {
+        let Ok(existing) = vfs::resolve(&self.ctx, &self.creds, At::Cwd, path, Follow::No) else {
+            return Ok(());
+        };
+        match (existing.is_dir(), new_is_dir) {
+            (true, true) => Ok(()),
+            (true, false) => vfs::rmdir(&self.ctx, &self.creds, At::Cwd, path),
+            (false, _) => vfs::unlink(&self.ctx, &self.creds, At::Cwd, path),
+        }
+    }
+
+    /// Owner, then (after `chown` cleared set-id bits) the exact archived permissions.
+    fn set_owner_and_mode(&self, path: &str, entry: &Entry<'_>, with_mode: bool) -> EResult<()> {
+        let location = vfs::resolve(&self.ctx, &self.creds, At::Cwd, path, Follow::No)?;
+        vfs::chown(&self.creds, &location, Some(entry.uid), Some(entry.gid))?;
+        if with_mode {
+            vfs::chmod(&self.creds, &location, entry.mode & PERMISSION_BITS)?;
+        }
+        Ok(())
+    }
+
+    fn set_mtime(&self, path: &str, mtime: u32) -> EResult<()> {
+        let location = vfs::resolve(&self.ctx, &self.creds, At::Cwd, path, Follow::No)?;
+        let time = TimeChange::Set(Timespec::new(i64::from(mtime), 0));
+        vfs::utimens(&self.creds, &location, time, time)
+    }
+
+    fn apply_dir_times(&mut self) {
+        for (path, mtime) in core::mem::take(&mut self.dir_times) {
+            // A directory replaced later in the archive may be gone; that is fine.
+            let _ = self.set_mtime(&path, mtime);
+        }
+    }
+}
+
+/// The device nodes every root file system gets (Documentation/admin-guide/devices.txt),
+/// matching the host launcher's `standard_device_nodes`.
+pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 9] = [
+    ("/dev/console", 5, 1, 0o600),
+    ("/dev/tty", 5, 0, 0o666),
+    ("/dev/null", 1, 3, 0o666),
+    ("/dev/zero", 1, 5, 0o666),
+    ("/dev/full", 1, 7, 0o666),
+    ("/dev/random", 1, 8, 0o666),
+    ("/dev/urandom", 1, 9, 0o666),
+    ("/dev/ttyS0", 4, 64, 0o660),
+    ("/dev/ttyS1", 4, 65, 0o660),
+];
+
+/// The directories every root file system gets.
+pub const STANDARD_DIRECTORIES: [(&str, u32); 4] = [
+    ("/dev", 0o755),
+    ("/proc", 0o755),
+    ("/sys", 0o755),
+    ("/tmp", 0o1777),
+];
+
+/// Creates whichever standard directories and `/dev` nodes the archive lacked; returns their
+/// paths.
+pub fn add_standard_entries(ctx: &FsContext) -> Vec<&'static str> {
+    let creds = Credentials::root();
+    let ctx = FsContext {
+        umask: 0,
+        ..ctx.clone()
+    };
+    let missing = |path: &str| {
+        matches!(
+            vfs::resolve(&ctx, &creds, At::Cwd, path, Follow::No),
+            Err(Errno::ENOENT)
+        )
+    };
+    let mut added = Vec::new();
+    for (path, permissions) in STANDARD_DIRECTORIES {
+        if missing(path) && vfs::mkdir(&ctx, &creds, At::Cwd, path, permissions).is_ok() {
+            added.push(path);
+        }
+    }
+    for (path, major, minor, permissions) in STANDARD_DEVICE_NODES {
+        let mode = FileType::CharDevice.mode_bits() | permissions;
+        let device = DeviceId::new(major, minor);
+        if missing(path) && vfs::mknod(&ctx, &creds, At::Cwd, path, mode, device).is_ok() {
+            added.push(path);
+        }
+    }
+    added
+}

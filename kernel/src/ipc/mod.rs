@@ -1,0 +1,3 @@
+//! Inter-process communication objects (pipes today).
+
+pub mod pipe;

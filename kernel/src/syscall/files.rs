@@ -1,0 +1,740 @@
+//! File system calls: thin wrappers that validate arguments and call the VFS (`crate::fs`).
+//!
+//! Paths are copied in once (`PATH_MAX`, `ENAMETOOLONG`), `dirfd` arguments become `At`, flags
+//! are checked against the bits Linux defines, and the process's root, working directory and
+//! credentials are cloned out of the process before the VFS runs, so no process lock is held
+//! across file system work (which may block, e.g. a pipe).
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::Call;
+use crate::errno::{EResult, Errno};
+use crate::fs::{
+    self, At, Credentials, FileType, Follow, FsContext, Location, OpenFile, OpenFlags, Whence,
+};
+use crate::mm::user::{Read, UserSlice, Write};
+use crate::task;
+
+const AT_FDCWD: i32 = -100;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const AT_EACCESS: u64 = 0x200;
+/// Largest single transfer, as Linux's MAX_RW_COUNT (rounded).
+const MAX_RW: usize = 0x7fff_f000;
+
+fn fd_arg(value: u64) -> EResult<i32> {
+    i32::try_from(value as i64).map_err(|_| Errno::EBADF)
+}
+
+fn path_arg(address: u64) -> EResult<String> {
+    if address == 0 {
+        return Err(Errno::EFAULT);
+    }
+    task::with_current(|p| p.space.lock().read_c_string(address, fs::path::PATH_MAX))?
+}
+
+/// The caller's file system view, cloned out of the process.
+fn context() -> EResult<(FsContext, Credentials)> {
+    task::with_current(|p| (p.fs.lock().clone(), p.creds.clone()))
+}
+
+pub fn file(fd: i32) -> EResult<Arc<OpenFile>> {
+    task::with_current(|p| p.files.lock().get(fd))?
+}
+
+/// Where a `*at` call starts: the working directory or an open directory.
+fn at_location(dirfd: u64) -> EResult<Option<Location>> {
+    let dirfd = dirfd as i32;
+    if dirfd == AT_FDCWD {
+        return Ok(None);
+    }
+    Ok(Some(file(dirfd)?.location().clone()))
+}
+
+fn at(location: &Option<Location>) -> At<'_> {
+    match location {
+        Some(location) => At::Dir(location),
+        None => At::Cwd,
+    }
+}
+
+fn copy_out(address: u64, bytes: &[u8]) -> EResult<()> {
+    let target = UserSlice::<Write>::new(address, bytes.len())?;
+    task::with_current(|p| p.space.lock().write(target, bytes))?
+}
+
+fn copy_in(address: u64, len: usize) -> EResult<Vec<u8>> {
+    let mut bytes = vec![0u8; len];
+    let source = UserSlice::<Read>::new(address, len)?;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+    Ok(bytes)
+}
+
+fn install(file: Arc<OpenFile>, close_on_exec: bool) -> EResult<u64> {
+    let fd = task::with_current(|p| p.files.lock().insert(file, close_on_exec))??;
+    Ok(fd as u64)
+}
+
+const OPEN_FLAGS_KNOWN: u32 = 0o37_777_703;
+
+fn open_common(dirfd: u64, path: u64, flags: u64, mode: u64) -> EResult<u64> {
+    let raw = u32::try_from(flags).map_err(|_| Errno::EINVAL)?;
+    if raw & !OPEN_FLAGS_KNOWN != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let flags = OpenFlags::from_bits_retain(raw);
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    let file = fs::vfs::open(
+        &ctx,
+        &creds,
+        at(&start),
+        &path,
+        flags,
+        (mode & 0o7777) as u32,
+    )?;
+    install(file, flags.contains(OpenFlags::CLOEXEC))
+}
+
+pub fn open(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, flags, mode, ..] = call.args.0;
+    open_common(AT_FDCWD as u64, path, flags, mode)
+}
+
+pub fn openat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, flags, mode, ..] = call.args.0;
+    open_common(dirfd, path, flags, mode)
+}
+
+pub fn creat(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, mode, ..] = call.args.0;
+    let flags = OpenFlags::CREAT | OpenFlags::WRONLY | OpenFlags::TRUNC;
+    open_common(AT_FDCWD as u64, path, u64::from(flags.bits()), mode)
+}
+
+pub fn close(call: &mut Call<'_>) -> EResult<u64> {
+    let fd = fd_arg(call.args.0[0])?;
+    let closed = task::with_current(|p| p.files.lock().close(fd))??;
+    drop(closed); // outside the table's lock: a pipe end's release wakes the other side
+    Ok(0)
+}
+
+pub fn read(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, count, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let len = (count as usize).min(MAX_RW).min(1 << 20);
+    UserSlice::<Write>::new(buffer, len)?;
+    let mut data = vec![0u8; len];
+    let n = file.read(&mut data)?;
+    copy_out(buffer, &data[..n])?;
+    Ok(n as u64)
+}
+
+pub fn write(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, count, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let len = (count as usize).min(MAX_RW).min(1 << 20);
+    let data = copy_in(buffer, len)?;
+    Ok(file.write(&data)? as u64)
+}
+
+fn iovecs(address: u64, count: u64) -> EResult<Vec<(u64, usize)>> {
+    if count > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = copy_in(address, count as usize * 16)?;
+    raw.chunks(16)
+        .map(|entry| {
+            let base = u64::from_le_bytes(entry[..8].try_into().expect("8"));
+            let len = u64::from_le_bytes(entry[8..].try_into().expect("8"));
+            Ok((
+                base,
+                usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW),
+            ))
+        })
+        .collect()
+}
+
+pub fn readv(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, vector, count, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let mut total = 0u64;
+    for (base, len) in iovecs(vector, count)? {
+        if len == 0 {
+            continue;
+        }
+        let mut data = vec![0u8; len.min(1 << 20)];
+        let n = file.read(&mut data)?;
+        copy_out(base, &data[..n])?;
+        total += n as u64;
+        if n < data.len() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, vector, count, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let mut total = 0u64;
+    for (base, len) in iovecs(vector, count)? {
+        if len == 0 {
+            continue;
+        }
+        let data = copy_in(base, len.min(1 << 20))?;
+        total += file.write(&data)? as u64;
+    }
+    Ok(total)
+}
+
+pub fn pread64(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, count, offset, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    if (offset as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut data = vec![0u8; (count as usize).min(1 << 20)];
+    let n = file.pread(&mut data, offset)?;
+    copy_out(buffer, &data[..n])?;
+    Ok(n as u64)
+}
+
+pub fn pwrite64(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, count, offset, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    if (offset as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let data = copy_in(buffer, (count as usize).min(1 << 20))?;
+    Ok(file.pwrite(&data, offset)? as u64)
+}
+
+pub fn lseek(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, offset, whence, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let whence = Whence::from_raw(u32::try_from(whence).map_err(|_| Errno::EINVAL)?)?;
+    file.seek(offset as i64, whence)
+}
+
+pub fn getdents64(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, count, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let mut data = vec![0u8; (count as usize).min(64 * 1024)];
+    let n = file.getdents64(&mut data)?;
+    copy_out(buffer, &data[..n])?;
+    Ok(n as u64)
+}
+
+fn stat_path(dirfd: u64, path: u64, flags: u64) -> EResult<fs::Metadata> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800/* NO_AUTOMOUNT */) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        return Ok(file(dirfd as i32)?.metadata());
+    }
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    fs::vfs::stat(&ctx, &creds, at(&start), &path, follow)
+}
+
+pub fn stat(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, buffer, ..] = call.args.0;
+    let meta = stat_path(AT_FDCWD as u64, path, 0)?;
+    copy_out(buffer, &fs::abi::encode_stat(&meta))?;
+    Ok(0)
+}
+
+pub fn lstat(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, buffer, ..] = call.args.0;
+    let meta = stat_path(AT_FDCWD as u64, path, AT_SYMLINK_NOFOLLOW)?;
+    copy_out(buffer, &fs::abi::encode_stat(&meta))?;
+    Ok(0)
+}
+
+pub fn fstat(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, buffer, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    copy_out(buffer, &file.stat())?;
+    Ok(0)
+}
+
+pub fn newfstatat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, buffer, flags, ..] = call.args.0;
+    let meta = stat_path(dirfd, path, flags)?;
+    copy_out(buffer, &fs::abi::encode_stat(&meta))?;
+    Ok(0)
+}
+
+pub fn statx(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, flags, _mask, buffer, ..] = call.args.0;
+    let path_text = path_arg(path)?;
+    let location = if path_text.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        file(dirfd as i32)?.location().clone()
+    } else {
+        let start = at_location(dirfd)?;
+        let (ctx, creds) = context()?;
+        let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+            Follow::No
+        } else {
+            Follow::Yes
+        };
+        fs::vfs::resolve(&ctx, &creds, at(&start), &path_text, follow)?
+    };
+    copy_out(buffer, &fs::abi::statx_of(&location))?;
+    Ok(0)
+}
+
+pub fn dup(call: &mut Call<'_>) -> EResult<u64> {
+    let fd = fd_arg(call.args.0[0])?;
+    Ok(task::with_current(|p| p.files.lock().dup(fd))?? as u64)
+}
+
+pub fn dup2(call: &mut Call<'_>) -> EResult<u64> {
+    let [old, new, ..] = call.args.0;
+    let (old, new) = (fd_arg(old)?, fd_arg(new)?);
+    let replaced = task::with_current(|p| p.files.lock().dup2(old, new))??;
+    drop(replaced);
+    Ok(new as u64)
+}
+
+pub fn dup3(call: &mut Call<'_>) -> EResult<u64> {
+    let [old, new, flags, ..] = call.args.0;
+    let (old, new) = (fd_arg(old)?, fd_arg(new)?);
+    let cloexec = OpenFlags::CLOEXEC.bits() as u64;
+    if flags & !cloexec != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    let replaced = task::with_current(|p| p.files.lock().dup3(old, new, flags & cloexec != 0))??;
+    drop(replaced);
+    Ok(new as u64)
+}
+
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const FD_CLOEXEC: u64 = 1;
+
+pub fn fcntl(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, command, argument, ..] = call.args.0;
+    let fd = fd_arg(fd)?;
+    match command {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let minimum = i32::try_from(argument).map_err(|_| Errno::EINVAL)?;
+            let file = file(fd)?;
+            let new = task::with_current(|p| {
+                p.files
+                    .lock()
+                    .insert_from(minimum, file, command == F_DUPFD_CLOEXEC)
+            })??;
+            Ok(new as u64)
+        }
+        F_GETFD => Ok(u64::from(task::with_current(|p| {
+            p.files.lock().close_on_exec(fd)
+        })??)),
+        F_SETFD => {
+            task::with_current(|p| {
+                p.files
+                    .lock()
+                    .set_close_on_exec(fd, argument & FD_CLOEXEC != 0)
+            })??;
+            Ok(0)
+        }
+        F_GETFL => Ok(u64::from(file(fd)?.flags().bits())),
+        F_SETFL => {
+            let flags =
+                OpenFlags::from_bits_retain(u32::try_from(argument).map_err(|_| Errno::EINVAL)?);
+            file(fd)?.set_status_flags(flags);
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Terminal ioctls reach the TTY with user memory copied; others go to the file.
+pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, request, argument, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    let meta = file.metadata();
+    if meta.file_type == FileType::CharDevice
+        && crate::tty::is_terminal(meta.rdev.major, meta.rdev.minor)
+    {
+        let size = crate::tty::argument_size(request);
+        let input = if size > 0 {
+            copy_in(argument, size)?
+        } else {
+            Vec::new()
+        };
+        return match crate::tty::ioctl(request, &input)? {
+            crate::tty::IoctlData::None => Ok(0),
+            crate::tty::IoctlData::Out(bytes) => {
+                copy_out(argument, &bytes)?;
+                Ok(0)
+            }
+        };
+    }
+    if meta.file_type != FileType::CharDevice {
+        return Err(Errno::ENOTTY);
+    }
+    file.ioctl(u32::try_from(request).map_err(|_| Errno::EINVAL)?, argument)
+}
+
+pub fn pipe2(call: &mut Call<'_>) -> EResult<u64> {
+    let [fds, flags, ..] = call.args.0;
+    let known = OpenFlags::CLOEXEC | OpenFlags::NONBLOCK | OpenFlags::DIRECT;
+    let flags = OpenFlags::from_bits_retain(u32::try_from(flags).map_err(|_| Errno::EINVAL)?);
+    if !known.contains(flags) {
+        return Err(Errno::EINVAL);
+    }
+    UserSlice::<Write>::new(fds, 8)?;
+    let (read_end, write_end) = crate::ipc::pipe::new(flags)?;
+    let cloexec = flags.contains(OpenFlags::CLOEXEC);
+    let read_fd = install(read_end, cloexec)? as i32;
+    let write_fd = match install(write_end, cloexec) {
+        Ok(fd) => fd as i32,
+        Err(error) => {
+            let _ = task::with_current(|p| p.files.lock().close(read_fd));
+            return Err(error);
+        }
+    };
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&read_fd.to_le_bytes());
+    bytes[4..].copy_from_slice(&write_fd.to_le_bytes());
+    copy_out(fds, &bytes)?;
+    Ok(0)
+}
+
+pub fn pipe(call: &mut Call<'_>) -> EResult<u64> {
+    call.args.0[1] = 0;
+    pipe2(call)
+}
+
+pub fn getcwd(call: &mut Call<'_>) -> EResult<u64> {
+    let [buffer, size, ..] = call.args.0;
+    let (ctx, _) = context()?;
+    let mut path = fs::vfs::getcwd(&ctx)?.into_bytes();
+    path.push(0);
+    if path.len() > size as usize {
+        return Err(Errno::ERANGE);
+    }
+    copy_out(buffer, &path)?;
+    Ok(path.len() as u64)
+}
+
+fn change_directory(location: Location) -> EResult<u64> {
+    let creds = context()?.1;
+    let fs = task::with_current(|p| Arc::clone(&p.fs))?;
+    let mut guard = fs.lock();
+    fs::vfs::chdir(&mut guard, &creds, location)?;
+    Ok(0)
+}
+
+pub fn chdir(call: &mut Call<'_>) -> EResult<u64> {
+    let path = path_arg(call.args.0[0])?;
+    let (ctx, creds) = context()?;
+    let location = fs::vfs::resolve(&ctx, &creds, At::Cwd, &path, Follow::Yes)?;
+    change_directory(location)
+}
+
+pub fn fchdir(call: &mut Call<'_>) -> EResult<u64> {
+    let location = file(fd_arg(call.args.0[0])?)?.location().clone();
+    change_directory(location)
+}
+
+pub fn umask(call: &mut Call<'_>) -> EResult<u64> {
+    let mask = (call.args.0[0] & 0o777) as u32;
+    task::with_current(|p| {
+        let mut fs = p.fs.lock();
+        let old = fs.umask;
+        fs.umask = mask;
+        u64::from(old)
+    })
+}
+
+fn mkdir_common(dirfd: u64, path: u64, mode: u64) -> EResult<u64> {
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    fs::vfs::mkdir(&ctx, &creds, at(&start), &path, (mode & 0o7777) as u32)?;
+    Ok(0)
+}
+
+pub fn mkdir(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, mode, ..] = call.args.0;
+    mkdir_common(AT_FDCWD as u64, path, mode)
+}
+
+pub fn mkdirat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, mode, ..] = call.args.0;
+    mkdir_common(dirfd, path, mode)
+}
+
+fn unlink_common(dirfd: u64, path: u64, flags: u64) -> EResult<u64> {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    if flags & AT_REMOVEDIR != 0 {
+        fs::vfs::rmdir(&ctx, &creds, at(&start), &path)?;
+    } else {
+        fs::vfs::unlink(&ctx, &creds, at(&start), &path)?;
+    }
+    Ok(0)
+}
+
+pub fn unlink(call: &mut Call<'_>) -> EResult<u64> {
+    unlink_common(AT_FDCWD as u64, call.args.0[0], 0)
+}
+
+pub fn rmdir(call: &mut Call<'_>) -> EResult<u64> {
+    unlink_common(AT_FDCWD as u64, call.args.0[0], AT_REMOVEDIR)
+}
+
+pub fn unlinkat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, flags, ..] = call.args.0;
+    unlink_common(dirfd, path, flags)
+}
+
+fn rename_common(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> EResult<u64> {
+    let flags = fs::RenameFlags::from_bits(u32::try_from(flags).map_err(|_| Errno::EINVAL)?)
+        .ok_or(Errno::EINVAL)?;
+    let (old, new) = (path_arg(old)?, path_arg(new)?);
+    let (old_start, new_start) = (at_location(olddir)?, at_location(newdir)?);
+    let (ctx, creds) = context()?;
+    fs::vfs::rename(
+        &ctx,
+        &creds,
+        at(&old_start),
+        &old,
+        at(&new_start),
+        &new,
+        flags,
+    )?;
+    Ok(0)
+}
+
+pub fn rename(call: &mut Call<'_>) -> EResult<u64> {
+    let [old, new, ..] = call.args.0;
+    rename_common(AT_FDCWD as u64, old, AT_FDCWD as u64, new, 0)
+}
+
+pub fn renameat(call: &mut Call<'_>) -> EResult<u64> {
+    let [olddir, old, newdir, new, ..] = call.args.0;
+    rename_common(olddir, old, newdir, new, 0)
+}
+
+pub fn renameat2(call: &mut Call<'_>) -> EResult<u64> {
+    let [olddir, old, newdir, new, flags, ..] = call.args.0;
+    rename_common(olddir, old, newdir, new, flags)
+}
+
+fn link_common(olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> EResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (old, new) = (path_arg(old)?, path_arg(new)?);
+    let (old_start, new_start) = (at_location(olddir)?, at_location(newdir)?);
+    let (ctx, creds) = context()?;
+    let follow = if flags & AT_SYMLINK_FOLLOW != 0 {
+        Follow::Yes
+    } else {
+        Follow::No
+    };
+    fs::vfs::link(
+        &ctx,
+        &creds,
+        at(&old_start),
+        &old,
+        at(&new_start),
+        &new,
+        follow,
+    )?;
+    Ok(0)
+}
+
+pub fn link(call: &mut Call<'_>) -> EResult<u64> {
+    let [old, new, ..] = call.args.0;
+    link_common(AT_FDCWD as u64, old, AT_FDCWD as u64, new, 0)
+}
+
+pub fn linkat(call: &mut Call<'_>) -> EResult<u64> {
+    let [olddir, old, newdir, new, flags, ..] = call.args.0;
+    link_common(olddir, old, newdir, new, flags)
+}
+
+fn symlink_common(target: u64, dirfd: u64, path: u64) -> EResult<u64> {
+    let (target, path) = (path_arg(target)?, path_arg(path)?);
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    fs::vfs::symlink(&ctx, &creds, &target, at(&start), &path)?;
+    Ok(0)
+}
+
+pub fn symlink(call: &mut Call<'_>) -> EResult<u64> {
+    let [target, path, ..] = call.args.0;
+    symlink_common(target, AT_FDCWD as u64, path)
+}
+
+pub fn symlinkat(call: &mut Call<'_>) -> EResult<u64> {
+    let [target, dirfd, path, ..] = call.args.0;
+    symlink_common(target, dirfd, path)
+}
+
+fn readlink_common(dirfd: u64, path: u64, buffer: u64, size: u64) -> EResult<u64> {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    let target = fs::vfs::readlink(&ctx, &creds, at(&start), &path)?;
+    let bytes = target.as_bytes();
+    let n = bytes.len().min(size as usize);
+    copy_out(buffer, &bytes[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, buffer, size, ..] = call.args.0;
+    readlink_common(AT_FDCWD as u64, path, buffer, size)
+}
+
+pub fn readlinkat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, buffer, size, ..] = call.args.0;
+    readlink_common(dirfd, path, buffer, size)
+}
+
+fn access_common(dirfd: u64, path: u64, mode: u64, flags: u64) -> EResult<u64> {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    let location = fs::vfs::resolve(&ctx, &creds, at(&start), &path, follow)?;
+    let wanted = fs::Access::from_bits_truncate(mode as u32);
+    fs::vfs::access(&creds, &location, wanted)?;
+    Ok(0)
+}
+
+pub fn access(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, mode, ..] = call.args.0;
+    access_common(AT_FDCWD as u64, path, mode, 0)
+}
+
+pub fn faccessat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, mode, ..] = call.args.0;
+    access_common(dirfd, path, mode, 0)
+}
+
+pub fn faccessat2(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, mode, flags, ..] = call.args.0;
+    access_common(dirfd, path, mode, flags)
+}
+
+fn location_of(dirfd: u64, path: u64, flags: u64) -> EResult<(Location, Credentials)> {
+    let path = path_arg(path)?;
+    let (ctx, creds) = context()?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        return Ok((file(dirfd as i32)?.location().clone(), creds));
+    }
+    let start = at_location(dirfd)?;
+    let follow = if flags & AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    Ok((
+        fs::vfs::resolve(&ctx, &creds, at(&start), &path, follow)?,
+        creds,
+    ))
+}
+
+pub fn chmod(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, mode, ..] = call.args.0;
+    let (location, creds) = location_of(AT_FDCWD as u64, path, 0)?;
+    fs::vfs::chmod(&creds, &location, (mode & 0o7777) as u32)?;
+    Ok(0)
+}
+
+pub fn fchmod(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, mode, ..] = call.args.0;
+    let location = file(fd_arg(fd)?)?.location().clone();
+    fs::vfs::chmod(&context()?.1, &location, (mode & 0o7777) as u32)?;
+    Ok(0)
+}
+
+pub fn fchmodat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, mode, ..] = call.args.0;
+    let (location, creds) = location_of(dirfd, path, 0)?;
+    fs::vfs::chmod(&creds, &location, (mode & 0o7777) as u32)?;
+    Ok(0)
+}
+
+fn id_arg(value: u64) -> Option<u32> {
+    let value = value as u32;
+    (value != u32::MAX).then_some(value)
+}
+
+pub fn fchownat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, uid, gid, flags, ..] = call.args.0;
+    let (location, creds) = location_of(dirfd, path, flags)?;
+    fs::vfs::chown(&creds, &location, id_arg(uid), id_arg(gid))?;
+    Ok(0)
+}
+
+pub fn chown(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, uid, gid, ..] = call.args.0;
+    let (location, creds) = location_of(AT_FDCWD as u64, path, 0)?;
+    fs::vfs::chown(&creds, &location, id_arg(uid), id_arg(gid))?;
+    Ok(0)
+}
+
+pub fn lchown(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, uid, gid, ..] = call.args.0;
+    let (location, creds) = location_of(AT_FDCWD as u64, path, AT_SYMLINK_NOFOLLOW)?;
+    fs::vfs::chown(&creds, &location, id_arg(uid), id_arg(gid))?;
+    Ok(0)
+}
+
+pub fn fchown(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, uid, gid, ..] = call.args.0;
+    let location = file(fd_arg(fd)?)?.location().clone();
+    fs::vfs::chown(&context()?.1, &location, id_arg(uid), id_arg(gid))?;
+    Ok(0)
+}
+
+pub fn truncate(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, length, ..] = call.args.0;
+    let (location, creds) = location_of(AT_FDCWD as u64, path, 0)?;
+    fs::vfs::truncate(&creds, &location, length as i64)?;
+    Ok(0)
+}
+
+pub fn ftruncate(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, length, ..] = call.args.0;
+    file(fd_arg(fd)?)?.truncate(length as i64)?;
+    Ok(0)
+}
