@@ -260,10 +260,27 @@ pub fn check_archive(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The archive booted when the user names none: the skeleton of a root file system.
-///
-/// Userspace arrives with the processes issue; until then the kernel only reports the archive.
+/// Where Debian's `busybox-static` package puts its binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// busybox init's table for the default system: a banner, then a shell on the console that
+/// comes back when it exits, and `poweroff` (or Ctrl-Alt-Del) ending the machine.
+const INITTAB: &str = "\
+::sysinit:/bin/echo Cadenza: busybox init is up. Try ls, ps, cat /etc/motd; poweroff ends the machine.
+::respawn:-/bin/sh
+::ctrlaltdel:/bin/poweroff
+::shutdown:/bin/echo Cadenza: going down
+";
+
+/// The archive booted when the user names none: a root file system with Debian's static
+/// busybox as `/init` (busybox init, then a shell on the console) when the host has it, else
+/// just the skeleton (the kernel then says there is no init and powers off).
 pub fn default_archive() -> Result<Vec<u8>> {
+    default_archive_with(Path::new(BUSYBOX))
+}
+
+/// `default_archive` with busybox taken from `busybox` (tests point it elsewhere).
+pub fn default_archive_with(busybox: &Path) -> Result<Vec<u8>> {
     let mut archive = Archive::new();
     for dir in ["bin", "dev", "etc", "proc", "root", "sys"] {
         archive.directory(dir, 0o755)?;
@@ -278,7 +295,41 @@ pub fn default_archive() -> Result<Vec<u8>> {
     for node in standard_device_nodes() {
         archive.device(&node)?;
     }
+    if let Ok(binary) = fs::read(busybox) {
+        archive.file("bin/busybox", 0o755, &binary)?;
+        for applet in busybox_applets(busybox) {
+            if applet != "busybox" {
+                archive.symlink(&format!("bin/{applet}"), "busybox")?;
+            }
+        }
+        archive.symlink("init", "bin/busybox")?;
+        archive.file("etc/inittab", 0o644, INITTAB.as_bytes())?;
+    }
     archive.finish()
+}
+
+/// The applets a busybox binary provides (`busybox --list`), or a basic set if it cannot say.
+fn busybox_applets(busybox: &Path) -> Vec<String> {
+    let listed = std::process::Command::new(busybox)
+        .arg("--list")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .filter(|a| !a.is_empty() && !a.contains('/'))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        ["sh", "ls", "cat", "echo", "ps", "mount", "poweroff", "init"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        listed
+    }
 }
 
 /// What to boot as the initramfs.
@@ -399,12 +450,28 @@ mod tests {
 
     #[test]
     fn default_archive_is_a_root_skeleton() {
-        let entries = read_back(&default_archive().unwrap());
+        let entries = read_back(&default_archive_with(Path::new("/nonexistent/busybox")).unwrap());
         let find = |name: &str| entries.iter().find(|e| e.0 == name);
         assert_eq!(find("etc/hostname").unwrap().3, b"cadenza\n");
         assert_eq!(find("tmp").unwrap().1 & 0o7777, 0o1777);
         assert_eq!(find("dev/null").unwrap().2, (1, 3));
         assert!(find("proc").is_some() && find("sys").is_some());
+        assert!(find("init").is_none(), "no busybox, no init");
+    }
+
+    #[test]
+    fn default_archive_boots_busybox_when_the_host_has_it() {
+        if !Path::new(BUSYBOX).is_file() {
+            panic!("Debian's busybox-static is needed ({BUSYBOX}); scripts/setup.sh installs it");
+        }
+        let entries = read_back(&default_archive().unwrap());
+        let find = |name: &str| entries.iter().find(|e| e.0 == name);
+        assert_eq!(find("init").unwrap().3, b"bin/busybox");
+        assert_eq!(find("bin/sh").unwrap().3, b"busybox");
+        assert!(find("bin/busybox").unwrap().3.len() > 100_000);
+        assert!(
+            String::from_utf8_lossy(&find("etc/inittab").unwrap().3).contains("respawn:-/bin/sh")
+        );
     }
 
     #[test]

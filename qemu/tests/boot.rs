@@ -42,7 +42,10 @@ fn default_initrd() -> PathBuf {
                 .expect("temp dir")
                 .keep();
             let path = dir.join("initramfs.cpio");
-            std::fs::write(&path, cadenza_qemu::initramfs::default_archive().unwrap()).unwrap();
+            // The skeleton without busybox: these boots must end by themselves (no init).
+            let skeleton =
+                cadenza_qemu::initramfs::default_archive_with(std::path::Path::new("/nonexistent"));
+            std::fs::write(&path, skeleton.unwrap()).unwrap();
             path
         })
         .clone()

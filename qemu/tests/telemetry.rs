@@ -161,15 +161,14 @@ fn a_scan_request_lists_the_leak() {
         "{first:?}"
     );
     assert!(first.address >= 0xffff_ffff_8000_0000);
-    // The leaking site is among the call sites holding live memory.
-    assert!(
-        snapshot
-            .sites
-            .iter()
-            .any(|s| s.id == leak.site && s.bytes >= 72),
-        "{:#?}",
-        snapshot.sites
-    );
+    // The leaking site is among the top call sites by live memory — unless ten sites that each
+    // hold more crowd it out of the (top-10) list.
+    let listed = snapshot
+        .sites
+        .iter()
+        .any(|s| s.id == leak.site && s.bytes >= 72);
+    let crowded_out = snapshot.sites.len() == 10 && snapshot.sites.iter().all(|s| s.bytes >= 72);
+    assert!(listed || crowded_out, "{:#?}", snapshot.sites);
     drop(client);
     let result = qemu.wait(Some(Duration::from_secs(60))).unwrap();
     assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);

@@ -1,12 +1,18 @@
-//! The application users start first.
-//!
-//! It will launch QEMU through the `cadenza-qemu` library and show the serial console, symbolized
-//! panic reports, heap and leak views and the process list in one `ratatui` screen. Until that
-//! issue lands, the README's run command uses the `cadenza-qemu` launcher directly.
+//! `cadenza-tui`: build and boot Cadenza in QEMU and watch it in one screen. The whole program is
+//! the `tui` library (see its documentation and docs/tui.md); this only parses the command line
+//! and reports a fatal error after the terminal has been restored.
 
-fn main() {
-    eprintln!(
-        "cadenza-tui is not built yet; boot the kernel with `cargo run -p cadenza-qemu --release -- run`"
-    );
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = tui::Cli::parse();
+    match tui::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cadenza-tui: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -19,8 +19,8 @@
 //! - `initramfs`: unpacking the boot archive into the root tmpfs.
 //!
 //! At boot `init_root` creates the root tmpfs, unpacks the initrd into it, adds the standard
-//! directories and `/dev` nodes the archive lacked, and (with `fs_list=DIR` on the command line)
-//! lists a directory, so a boot log shows what the kernel sees.
+//! directories and `/dev` nodes the archive lacked, and (with `fs_list=DIR[,DIR...]` on the
+//! command line) lists directories, so a boot log shows what the kernel sees.
 
 pub mod abi;
 pub mod credentials;
@@ -73,6 +73,16 @@ static ROOT: spin::Once<Location> = spin::Once::new();
 /// The system's root directory, once `init_root` ran.
 pub fn root_location() -> Option<Location> {
     ROOT.get().cloned()
+}
+
+/// Zeroes a long-lived vector's unused capacity after removals. `Vec::remove` leaves a copy of
+/// the last element behind the length; the leak tracker scans whole heap blocks conservatively,
+/// so a stale pointer there would make a freed-and-reused block look referenced and hide a real
+/// leak in it.
+fn scrub_spare_capacity<T>(vec: &mut Vec<T>) {
+    for slot in vec.spare_capacity_mut() {
+        *slot = core::mem::MaybeUninit::zeroed();
+    }
 }
 
 /// The initrd's bytes, if the boot loader left one in RAM the direct map covers.
@@ -130,7 +140,13 @@ pub fn init_root(info: &BootInfo) {
     if !added.is_empty() {
         kprintln!("fs: created {}", added.join(" "));
     }
-    if let Some(dir) = info.cmdline.get("fs_list") {
+    // `fs_list=/bin,/etc`: list each directory.
+    for dir in info
+        .cmdline
+        .get("fs_list")
+        .into_iter()
+        .flat_map(|v| v.split(','))
+    {
         for line in list_directory(&ctx, dir) {
             kprintln!("fs_list: {line}");
         }
@@ -187,22 +203,3 @@ pub fn list_directory(ctx: &FsContext, dir: &str) -> Vec<String> {
     }
     lines
 }
-
-// TEMPORARY PROBE (to be removed)
-crate::kernel_test!(leakprobe, {
-    let before = crate::mm::leak::tracker_stats().map(|s| (s.sites, s.objects));
-    crate::kprintln!("probe: before {before:?}");
-    let _ = crate::selftest::run(Some("fs::tests"));
-    let after = crate::mm::leak::tracker_stats().map(|s| (s.sites, s.objects));
-    crate::kprintln!("probe: after {after:?}");
-    let stats = crate::mm::leak::scan();
-    crate::kprintln!(
-        "probe: scan {:?}",
-        stats.map(|s| (s.unreferenced, s.new)).ok()
-    );
-    let mut text = alloc::string::String::new();
-    crate::mm::leak::write_leaks(&mut text, false);
-    for line in text.lines().take(80) {
-        crate::kprintln!("probe: {line}");
-    }
-});

@@ -210,6 +210,7 @@ pub fn detach(mount: Arc<Mount>, lazy: bool) -> EResult<()> {
             return Err(Errno::EBUSY);
         }
         table.remove(index);
+        super::scrub_spare_capacity(&mut table);
         return Ok(());
     }
     let mut doomed = alloc::vec![mount];
@@ -220,6 +221,7 @@ pub fn detach(mount: Arc<Mount>, lazy: bool) -> EResult<()> {
         i += 1;
     }
     table.retain(|m| !doomed.iter().any(|d| Arc::ptr_eq(d, m)));
+    super::scrub_spare_capacity(&mut table);
     Ok(())
 }
 

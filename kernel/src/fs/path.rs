@@ -12,8 +12,8 @@
 //! as Linux's `filename_parentat` does; each decides for itself what `.`, `..`, `/` and a
 //! trailing slash mean.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::credentials::{Access, Credentials, check_access};
@@ -77,13 +77,24 @@ pub enum LastKind {
     Root,
 }
 
-/// The last component of a path whose parent was resolved.
+/// The last component of a path whose parent was resolved; the name borrows from the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Last {
-    pub name: String,
+pub struct Last<'p> {
+    pub name: Cow<'p, str>,
     pub kind: LastKind,
     /// The path ended in `/`: the result must be (or become) a directory.
     pub trailing_slash: bool,
+}
+
+impl Last<'_> {
+    /// The same, owning its name (when the path it came from is about to go away).
+    pub fn into_owned(self) -> Last<'static> {
+        Last {
+            name: Cow::Owned(self.name.into_owned()),
+            kind: self.kind,
+            trailing_slash: self.trailing_slash,
+        }
+    }
 }
 
 /// One resolution: the caller's context and the running count of symlinks followed (shared by
@@ -94,14 +105,14 @@ pub struct Walker<'a> {
     links: u32,
 }
 
-/// A path still to be walked.
-struct Pending {
-    text: String,
+/// A path still to be walked: the caller's (borrowed) or a symlink's target (owned).
+struct Pending<'p> {
+    text: Cow<'p, str>,
     pos: usize,
 }
 
-impl Pending {
-    fn new(text: String) -> Self {
+impl<'p> Pending<'p> {
+    fn new(text: Cow<'p, str>) -> Self {
         Self { text, pos: 0 }
     }
 
@@ -161,17 +172,21 @@ impl<'a> Walker<'a> {
     /// Resolves the whole path.
     pub fn resolve(&mut self, start: Location, path: &str, follow: Follow) -> EResult<Location> {
         check_path(path)?;
-        self.walk(start, String::from(path), follow, false)
+        self.walk(start, path, follow, false)
     }
 
     /// Resolves everything but the last component, which must then be searched for in (or
     /// created in) the returned directory.
-    pub fn resolve_parent(&mut self, start: Location, path: &str) -> EResult<(Location, Last)> {
+    pub fn resolve_parent<'p>(
+        &mut self,
+        start: Location,
+        path: &'p str,
+    ) -> EResult<(Location, Last<'p>)> {
         check_path(path)?;
         let trimmed = path.trim_end_matches('/');
         if trimmed.is_empty() {
             let last = Last {
-                name: String::from("/"),
+                name: Cow::Borrowed("/"),
                 kind: LastKind::Root,
                 trailing_slash: false,
             };
@@ -185,7 +200,7 @@ impl<'a> Walker<'a> {
         let parent = if dir_part.is_empty() {
             start
         } else {
-            self.walk(start, String::from(dir_part), Follow::Yes, true)?
+            self.walk(start, dir_part, Follow::Yes, true)?
         };
         if !parent.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -196,7 +211,7 @@ impl<'a> Walker<'a> {
             _ => LastKind::Normal,
         };
         let last = Last {
-            name: String::from(name),
+            name: Cow::Borrowed(name),
             kind,
             trailing_slash,
         };
@@ -265,7 +280,7 @@ impl<'a> Walker<'a> {
     fn walk(
         &mut self,
         start: Location,
-        path: String,
+        path: &str,
         follow: Follow,
         mut must_be_dir: bool,
     ) -> EResult<Location> {
@@ -274,20 +289,31 @@ impl<'a> Walker<'a> {
         } else {
             start
         };
-        let mut stack = vec![Pending::new(path)];
-        while let Some(top) = stack.last_mut() {
+        // The caller's path, and on top of it the symlink targets being expanded.
+        let mut base = Pending::new(Cow::Borrowed(path));
+        let mut base_live = true;
+        let mut links: Vec<Pending<'_>> = Vec::new();
+        loop {
+            let top = match links.last_mut() {
+                Some(top) => top,
+                None if base_live => &mut base,
+                None => break,
+            };
             let Some((from, to)) = top.next_component() else {
-                stack.pop();
+                if links.pop().is_none() {
+                    base_live = false;
+                }
                 continue;
             };
             let trailing = top.has_trailing_slash();
             let top_done = top.is_exhausted();
-            let next = self.lookup(&current, &top.text[from..to])?;
-            let is_dot = matches!(&top.text[from..to], "." | "..");
-            if top_done {
-                stack.pop();
+            let name = &top.text[from..to];
+            let is_dot = matches!(name, "." | "..");
+            let next = self.lookup(&current, name)?;
+            if top_done && links.pop().is_none() {
+                base_live = false;
             }
-            let is_final = top_done && stack.is_empty();
+            let is_final = top_done && links.is_empty() && !base_live;
             let dir_required = is_final && (must_be_dir || trailing);
             if !is_dot
                 && next.file_type() == FileType::Symlink
@@ -300,7 +326,7 @@ impl<'a> Walker<'a> {
                 if is_final {
                     must_be_dir = dir_required;
                 }
-                stack.push(Pending::new(target));
+                links.push(Pending::new(Cow::Owned(target)));
                 continue;
             }
             current = next;
@@ -339,17 +365,18 @@ pub fn parent_of(dir: &Location, root: &Location) -> EResult<Location> {
 }
 
 /// The absolute path of the directory `dir` as seen from `root` (`getcwd`, `/proc/mounts`):
-/// `ENOENT` if it was removed or is not below `root`, `ENOTDIR` for a non-directory.
+/// `ENOENT` if it was removed or is not below `root`, `ENOTDIR` for a non-directory,
+/// `ENAMETOOLONG` if the path would not fit in `PATH_MAX`.
 pub fn path_of(dir: &Location, root: &Location) -> EResult<String> {
     if !dir.is_dir() {
         return Err(Errno::ENOTDIR);
     }
     let mut names: Vec<String> = Vec::new();
+    let mut length = 0;
     let mut current = dir.clone();
-    // Each step goes one level up; deeper than PATH_MAX allows means a cycle.
-    for _ in 0..PATH_MAX {
+    loop {
         if current.same_as(root) {
-            let mut path = String::new();
+            let mut path = String::with_capacity(length.max(1));
             for name in names.iter().rev() {
                 path.push('/');
                 path.push_str(name);
@@ -382,11 +409,16 @@ pub fn path_of(dir: &Location, root: &Location) -> EResult<String> {
                 true
             }
         })?;
-        names.push(found.ok_or(Errno::ENOENT)?);
+        let name = found.ok_or(Errno::ENOENT)?;
+        // Every step adds at least "/x", so this also ends the walk.
+        length += name.len() + 1;
+        if length >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        names.push(name);
         current = Location {
             mount: current.mount,
             inode: parent,
         };
     }
-    Err(Errno::ENOENT)
 }

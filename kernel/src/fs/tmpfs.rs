@@ -112,6 +112,28 @@ impl Tmpfs {
     }
 }
 
+impl Drop for Tmpfs {
+    /// Dismantles the tree level by level: dropping the root would otherwise drop each
+    /// directory from inside its parent's drop, one nested call per level, and a tree a few
+    /// thousand directories deep (which any user can make) would overflow the kernel stack.
+    fn drop(&mut self) {
+        let mut directories = alloc::vec![self.root.clone()];
+        while let Some(dir) = directories.pop() {
+            let children = dir
+                .with_dir(|entries, _| {
+                    entries.by_name.clear();
+                    core::mem::take(&mut entries.by_cookie)
+                })
+                .unwrap_or_default();
+            for child in children.into_values() {
+                if child.inode.file_type == FileType::Directory {
+                    directories.push(child.inode);
+                }
+            }
+        }
+    }
+}
+
 impl FileSystem for Tmpfs {
     fn type_name(&self) -> &'static str {
         "tmpfs"
@@ -169,7 +191,8 @@ struct FileData {
 
 struct Directory {
     by_cookie: BTreeMap<u64, Child>,
-    by_name: BTreeMap<String, u64>,
+    /// The same names, shared with `by_cookie`.
+    by_name: BTreeMap<Arc<str>, u64>,
     next_cookie: u64,
     /// Empty for the root, whose `..` is itself.
     parent: Weak<TmpfsInode>,
@@ -178,7 +201,7 @@ struct Directory {
 }
 
 struct Child {
-    name: String,
+    name: Arc<str>,
     inode: Arc<TmpfsInode>,
 }
 
@@ -202,14 +225,9 @@ impl Directory {
     fn insert(&mut self, name: &str, inode: Arc<TmpfsInode>) {
         let cookie = self.next_cookie;
         self.next_cookie += 1;
-        self.by_name.insert(String::from(name), cookie);
-        self.by_cookie.insert(
-            cookie,
-            Child {
-                name: String::from(name),
-                inode,
-            },
-        );
+        let name: Arc<str> = Arc::from(name);
+        self.by_name.insert(name.clone(), cookie);
+        self.by_cookie.insert(cookie, Child { name, inode });
     }
 
     fn remove(&mut self, name: &str) -> Option<Arc<TmpfsInode>> {

@@ -13,6 +13,7 @@
 //! it: e.g. `mkdir` of an existing name in a read-only directory is `EEXIST`, not `EACCES`;
 //! `unlink` on a read-only mount is `EROFS` before anything is looked up.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::sync::Arc;
 
@@ -121,7 +122,8 @@ pub fn open(
                 }
                 // Creating through a symlink creates its target (even a dangling one).
                 let target = walker.follow_link(&found)?;
-                (parent, last) = walker.resolve_parent(parent, &target)?;
+                let (next_parent, next_last) = walker.resolve_parent(parent, &target)?;
+                (parent, last) = (next_parent, next_last.into_owned());
             }
             Some(found) => {
                 let location = cross_mounts(found);
@@ -307,12 +309,12 @@ fn new_owner(
 /// Resolves the parent of a name to create; `EEXIST` for `.`, `..` and `/`, and for an existing
 /// name; `ENOENT` for a trailing slash unless `allow_slash` (only directories may be created
 /// with one).
-fn prepare_create(
+fn prepare_create<'p>(
     walker: &mut Walker<'_>,
     at: At<'_>,
-    path: &str,
+    path: &'p str,
     allow_slash: bool,
-) -> EResult<(Location, String)> {
+) -> EResult<(Location, Cow<'p, str>)> {
     let start = walker.start(at);
     let (parent, last) = walker.resolve_parent(start, path)?;
     if last.kind != LastKind::Normal {
@@ -483,8 +485,9 @@ fn is_ancestor(ancestor: &Location, dir: &Location) -> bool {
     if !Arc::ptr_eq(&ancestor.mount, &dir.mount) {
         return false;
     }
+    // Ends at the file system's root, whose `..` is itself.
     let mut current = dir.inode.clone();
-    for _ in 0..PATH_MAX {
+    loop {
         if same_inode(&current, &ancestor.inode) {
             return true;
         }
@@ -493,7 +496,6 @@ fn is_ancestor(ancestor: &Location, dir: &Location) -> bool {
             _ => return false,
         }
     }
-    false
 }
 
 /// `rename`/`renameat2`: `RENAME_NOREPLACE`, `RENAME_EXCHANGE`; replacing a file or an empty

@@ -413,19 +413,7 @@ pub fn sched_yield(_: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
-pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let [request, _remaining, ..] = call.args.0;
-    let mut bytes = [0u8; 16];
-    let source = UserSlice::new(request, 16)?;
-    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
-        return Err(Errno::EINVAL);
-    }
-    let deadline = crate::time::now_ns()
-        .saturating_add((seconds as u64).saturating_mul(1_000_000_000))
-        .saturating_add(nanos as u64);
+fn sleep_until(deadline: u64) -> EResult<u64> {
     while crate::time::now_ns() < deadline {
         if task::signal_pending() {
             return Err(Errno::EINTR);
@@ -434,6 +422,53 @@ pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
         crate::arch::x86_64::cpu::enable_interrupts_and_halt();
     }
     Ok(0)
+}
+
+fn read_duration(address: u64) -> EResult<u64> {
+    let mut bytes = [0u8; 16];
+    let source = UserSlice::new(address, 16)?;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((seconds as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanos as u64))
+}
+
+pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
+    let duration = read_duration(call.args.0[0])?;
+    sleep_until(crate::time::now_ns().saturating_add(duration))
+}
+
+const TIMER_ABSTIME: u64 = 1;
+
+/// `clock_nanosleep(clock, flags, request, remain)`: every clock counts from boot here (no
+/// real-time clock yet), so absolute and relative requests share one timeline.
+pub fn clock_nanosleep(call: &mut Call<'_>) -> EResult<u64> {
+    let [clock, flags, request, ..] = call.args.0;
+    if clock > 7 || flags & !TIMER_ABSTIME != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let value = read_duration(request)?;
+    let deadline = if flags & TIMER_ABSTIME != 0 {
+        value
+    } else {
+        crate::time::now_ns().saturating_add(value)
+    };
+    sleep_until(deadline)
+}
+
+/// `time`: seconds on the kernel's clock (since boot, until a real-time clock is read).
+pub fn time(call: &mut Call<'_>) -> EResult<u64> {
+    let seconds = crate::time::now_ns() / 1_000_000_000;
+    if call.args.0[0] != 0 {
+        let target = UserSlice::new(call.args.0[0], 8)?;
+        task::with_current(|p| p.space.lock().write(target, &seconds.to_le_bytes()))??;
+    }
+    Ok(seconds)
 }
 
 fn pid_arg(value: u64) -> EResult<task::Pid> {

@@ -139,3 +139,50 @@ pub fn tgkill(call: &mut Call<'_>) -> EResult<u64> {
     task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?)?;
     Ok(0)
 }
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)`: waits for one of `set` to be pending and
+/// takes it without running its handler (what busybox init's main loop does).
+pub fn rt_sigtimedwait(call: &mut Call<'_>) -> EResult<u64> {
+    let [set, info, timeout, size, ..] = call.args.0;
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = [0u8; 8];
+    let source = UserSlice::new(set, 8)?;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+    let wanted = u64::from_le_bytes(bytes);
+    let deadline = if timeout == 0 {
+        None
+    } else {
+        let mut raw = [0u8; 16];
+        let source = UserSlice::new(timeout, 16)?;
+        task::with_current(|p| p.space.lock().read(source, &mut raw))??;
+        let seconds = i64::from_le_bytes(raw[..8].try_into().expect("8"));
+        let nanos = i64::from_le_bytes(raw[8..].try_into().expect("8"));
+        if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            crate::time::now_ns()
+                .saturating_add((seconds as u64).saturating_mul(1_000_000_000) + nanos as u64),
+        )
+    };
+    loop {
+        if let Some((signal, details)) = task::with_current(|p| p.signals.take_from(wanted))? {
+            if info != 0 {
+                let target = UserSlice::new(info, 128)?;
+                let encoded = signal::Signals::encode_info(signal, &details);
+                task::with_current(|p| p.space.lock().write(target, &encoded))??;
+            }
+            return Ok(u64::from(signal));
+        }
+        if task::signal_pending() {
+            return Err(Errno::EINTR);
+        }
+        if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+            return Err(Errno::EAGAIN);
+        }
+        task::schedule();
+        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+    }
+}

@@ -262,6 +262,22 @@ impl Signals {
         self.info[usize::from(signal - 1)] = info;
     }
 
+    /// `sigtimedwait`: takes the lowest pending signal of `set` (whether blocked or not).
+    pub fn take_from(&mut self, set: u64) -> Option<(u8, Info)> {
+        let ready = self.pending & set;
+        if ready == 0 {
+            return None;
+        }
+        let signal = ready.trailing_zeros() as u8 + 1;
+        self.pending &= !bit(signal);
+        Some((signal, self.info[usize::from(signal - 1)]))
+    }
+
+    /// Encodes `info` for `signal` as a `siginfo_t` (128 bytes).
+    pub fn encode_info(signal: u8, info: &Info) -> [u8; 128] {
+        siginfo(signal, info)
+    }
+
     /// A new child starts with nothing pending.
     pub fn clear_pending(&mut self) {
         self.pending = 0;

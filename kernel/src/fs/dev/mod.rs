@@ -122,6 +122,7 @@ pub fn unregister_char(major: u32, minor_first: u32) -> EResult<()> {
         .position(|r| r.major == major && r.minor_first == minor_first)
         .ok_or(Errno::ENXIO)?;
     table.remove(index);
+    super::scrub_spare_capacity(&mut table);
     Ok(())
 }
 

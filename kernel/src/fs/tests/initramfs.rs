@@ -275,94 +275,102 @@ crate::kernel_test!(damaged_archives_report_what_and_where, {
         archive.add(&Spec::file("kept", 0o644, b"k"));
         archive.bytes.clone()
     };
-    let with = |tail: &[u8]| {
-        let mut bytes = good_prefix.clone();
-        bytes.extend_from_slice(tail);
-        bytes
-    };
     let entry = |spec: &Spec<'_>, crc: bool| {
         let mut archive = Archive::new(crc);
         archive.add(spec);
         archive.bytes.clone()
     };
-    let failure_of = |bytes: &[u8]| {
-        let (ctx, report) = unpacked(bytes);
-        let kept = read_file(&ctx, "/kept").ok();
-        (report.failure, kept)
-    };
-
-    // Bad magic after a good entry: the good entry is kept, the offset points at the header.
     let mut bad_magic = b"070703".to_vec();
     bad_magic.resize(110, b'0');
-    let (failure, kept) = failure_of(&with(&bad_magic));
-    let failure = failure.ok_or_else(|| crate::selftest::fail("no failure"))?;
-    crate::check_eq!(failure.error, ArchiveError::BadMagic(*b"070703"));
-    crate::check_eq!(failure.offset, good_prefix.len());
-    crate::check_eq!(kept, Some(b"k".to_vec()));
-
-    let (failure, _) = failure_of(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
-    crate::check_eq!(
-        failure.map(|f| f.error),
-        Some(ArchiveError::Compressed("gzip"))
-    );
-    let (failure, _) = failure_of(b"garbage that is not an archive at all");
-    crate::check!(matches!(
-        failure.map(|f| f.error),
-        Some(ArchiveError::BadMagic(_))
-    ));
-
-    // A name whose last byte is not NUL.
+    // The last byte of the name is not its NUL.
     let mut bad_name = entry(&Spec::file("abc", 0o644, b""), false);
     bad_name[110 + 3] = b'x';
-    let (failure, kept) = failure_of(&with(&bad_name));
-    crate::check_eq!(
-        failure.map(|f| f.error),
-        Some(ArchiveError::NameNotTerminated)
-    );
-    crate::check_eq!(kept, Some(b"k".to_vec()));
-
-    // Sizes pointing past the end.
+    // c_namesize and c_filesize pointing past the end.
     let mut huge_name = entry(&Spec::file("abc", 0o644, b""), false);
     huge_name[94..102].copy_from_slice(b"0000ffff");
-    crate::check_eq!(
-        failure_of(&huge_name).0.map(|f| f.error),
-        Some(ArchiveError::Truncated)
-    );
     let mut huge_file = entry(&Spec::file("abc", 0o644, b"xy"), false);
     huge_file[54..62].copy_from_slice(b"7fffffff");
-    let (failure, _) = failure_of(&with(&huge_file));
-    let failure = failure.ok_or_else(|| crate::selftest::fail("no failure"))?;
-    crate::check_eq!(
-        (failure.error, failure.entry.as_deref()),
-        (ArchiveError::Truncated, Some("abc"))
-    );
-
-    // A header field that is not hex.
+    // c_mode with a non-hex digit.
     let mut bad_hex = entry(&Spec::file("abc", 0o644, b""), false);
     bad_hex[14] = b'g';
-    crate::check_eq!(
-        failure_of(&bad_hex).0.map(|f| f.error),
-        Some(ArchiveError::BadHeaderField("c_mode"))
-    );
-
-    // `..` anywhere in a name.
-    let (failure, kept) = failure_of(&with(&entry(
-        &Spec::file("a/../../etc/x", 0o644, b"x"),
-        false,
-    )));
-    crate::check_eq!(
-        failure.map(|f| f.error),
-        Some(ArchiveError::DotDotComponent)
-    );
-    crate::check_eq!(kept, Some(b"k".to_vec()));
-
-    // A checksum that does not match (070702).
+    // A 070702 entry whose c_check does not match its data.
     let mut bad_sum = entry(&Spec::file("sum", 0o644, b"data"), true);
     bad_sum[109] = if bad_sum[109] == b'0' { b'1' } else { b'0' };
-    crate::check_eq!(
-        failure_of(&bad_sum).0.map(|f| f.error),
-        Some(ArchiveError::BadChecksum)
-    );
+    let dot_dot = entry(&Spec::file("a/../../etc/x", 0o644, b"x"), false);
+    let cases: [(&str, &[u8], ArchiveError, Option<&str>); 9] = [
+        (
+            "bad magic",
+            &bad_magic,
+            ArchiveError::BadMagic(*b"070703"),
+            None,
+        ),
+        (
+            "gzip",
+            &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0],
+            ArchiveError::Compressed("gzip"),
+            None,
+        ),
+        (
+            "garbage",
+            b"garbage, not an archive",
+            ArchiveError::BadMagic(*b"garbag"),
+            None,
+        ),
+        (
+            "unterminated name",
+            &bad_name,
+            ArchiveError::NameNotTerminated,
+            None,
+        ),
+        (
+            "name past the end",
+            &huge_name,
+            ArchiveError::Truncated,
+            None,
+        ),
+        (
+            "data past the end",
+            &huge_file,
+            ArchiveError::Truncated,
+            Some("abc"),
+        ),
+        (
+            "non-hex field",
+            &bad_hex,
+            ArchiveError::BadHeaderField("c_mode"),
+            None,
+        ),
+        (
+            "`..` component",
+            &dot_dot,
+            ArchiveError::DotDotComponent,
+            Some("a/../../etc/x"),
+        ),
+        (
+            "bad checksum",
+            &bad_sum,
+            ArchiveError::BadChecksum,
+            Some("sum"),
+        ),
+    ];
+    for (what, damage, error, entry_name) in cases {
+        // Behind a good entry: that entry is kept, the offset points at the damaged header.
+        let mut bytes = good_prefix.clone();
+        bytes.extend_from_slice(damage);
+        let (ctx, report) = unpacked(&bytes);
+        let failure = report
+            .failure
+            .ok_or_else(|| crate::selftest::fail("damage went unnoticed"))?;
+        crate::check!(
+            (&failure.error, failure.entry.as_deref()) == (&error, entry_name),
+            format!("{what}: {failure}")
+        );
+        crate::check!(
+            failure.offset == good_prefix.len(),
+            format!("{what}: {failure}")
+        );
+        crate::check!(read_file(&ctx, "/kept") == Ok(b"k".to_vec()), what);
+    }
 
     // An entry whose directory is missing is skipped, not fatal (as on Linux).
     let mut archive = Archive::new(false);

@@ -380,3 +380,21 @@ crate::kernel_test!(a_full_tmpfs_is_enospc, {
     drop(file);
     crate::check_eq!(fs.pages_used(), 0);
 });
+
+crate::kernel_test!(a_very_deep_tree_is_freed_without_recursion, {
+    let fs = Tmpfs::with_options(0o755, 16);
+    let ctx = FsContext::new(Mount::new_root(fs, "deep", MountFlags::empty()).root_location());
+    // Far deeper than any path can name (4096 bytes), built one level at a time.
+    let mut dir = ctx.root.clone();
+    for _ in 0..5000 {
+        ok(vfs::mkdir(&ctx, &root(), At::Dir(&dir), "d", 0o755))?;
+        dir = ok(vfs::resolve(&ctx, &root(), At::Dir(&dir), "d", Follow::No))?;
+    }
+    ok(super::write_file(&ctx, "/d/d/d/f", b"x"))?;
+    let mut deep_ctx = ctx.clone();
+    ok(vfs::chdir(&mut deep_ctx, &root(), dir))?;
+    crate::check_eq!(vfs::getcwd(&deep_ctx).err(), Some(Errno::ENAMETOOLONG));
+    drop(deep_ctx);
+    // The last reference: the whole tree goes here, on this stack.
+    drop(ctx);
+});

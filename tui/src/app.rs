@@ -1,0 +1,1316 @@
+//! Everything the screen shows, as plain data, and what keys do to it.
+//!
+//! `App` does no I/O: the launcher glue (`session`) feeds it console bytes, telemetry events,
+//! QEMU's fate and the time, and carries out the `Action`s its key handling returns (send bytes
+//! to the guest, ask for a scan, save a report, quit). That split is what makes every pane
+//! testable with a hand-made `App` and ratatui's `TestBackend`, and it keeps all waiting off the
+//! UI thread: nothing here can block.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ::symbols::{AddressKind, Symbolizer};
+use cadenza_qemu::GuestExit;
+use cadenza_qemu::telemetry::Snapshot;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::console::ConsoleView;
+use crate::input::{is_ctrl, is_escape_from_typing, key_to_bytes};
+use crate::panic::{self, PanicAnalysis};
+use crate::telemetry::{
+    Answered, MarkBaseline, TelemetryCommand, TelemetryEvent, extra_task_fields,
+};
+
+/// The line the kernel prints once it answers telemetry requests (docs/telemetry.md).
+pub const TELEMETRY_ANNOUNCEMENT: &str = "telemetry: snapshots (format v1) on ttyS";
+/// Snapshots kept for the charts.
+pub const HISTORY: usize = 600;
+/// Without console output or telemetry for this long, a running guest is called unresponsive.
+pub const HANG_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Console,
+    Panic,
+    Memory,
+    Processes,
+    Gdb,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::Console,
+        Tab::Panic,
+        Tab::Memory,
+        Tab::Processes,
+        Tab::Gdb,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Console => "Console",
+            Tab::Panic => "Panic",
+            Tab::Memory => "Memory",
+            Tab::Processes => "Processes",
+            Tab::Gdb => "GDB",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|&t| t == self).unwrap_or(0)
+    }
+
+    fn step(self, forward: bool) -> Tab {
+        let n = Self::ALL.len();
+        let i = self.index();
+        Self::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+}
+
+/// Who gets the keyboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Console keys go to the guest until Ctrl-].
+    Typing,
+    /// Typing a console search.
+    Search(String),
+    /// Typing a gdb command.
+    GdbInput(String),
+}
+
+/// Something only the launcher glue can do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    SendToGuest(Vec<u8>),
+    Telemetry(TelemetryCommand),
+    SaveReport,
+    GdbAttach,
+    GdbCommand(String),
+    GdbInterrupt,
+    Quit,
+}
+
+/// QEMU, from the TUI's point of view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QemuState {
+    Building,
+    Starting,
+    Running {
+        pid: u32,
+    },
+    Exited {
+        exit: GuestExit,
+        stderr: String,
+    },
+    /// The kernel build or QEMU's start failed; nothing runs.
+    Failed {
+        what: String,
+        error: String,
+    },
+}
+
+/// The telemetry channel's state, for the status line and the memory pane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TelemetryStatus {
+    /// The kernel has not announced the channel yet.
+    Waiting,
+    Connecting,
+    Live,
+    /// Requests stopped being answered (kernel stopped in a debugger, hung, very slow).
+    Stalled(String),
+    /// This kernel has no telemetry channel (or refused it).
+    Unavailable(String),
+    /// The channel closed (QEMU exited); the last snapshot stays on screen.
+    Ended(String),
+}
+
+/// One point of the charts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub uptime_s: f64,
+    pub used_frames: u64,
+    pub heap_frames: u64,
+    pub heap_bytes: u64,
+}
+
+/// A resolved return address: the function that made the call and the line of the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub function: String,
+    pub location: String,
+    /// The function belongs to the allocation machinery (`__rust_alloc`, `alloc::…`, the heap),
+    /// not to the code that wanted the memory.
+    pub allocator: bool,
+}
+
+/// The kernel's rule for allocator frames (`kernel/src/mm/leak/capture.rs`,
+/// `is_allocator_name`), applied on the host too: a kernel whose symbol table was not embedded
+/// cannot strip those frames itself, and its call sites then start inside `__rust_alloc`.
+pub fn is_allocator_name(name: &str) -> bool {
+    const PREFIXES: [&str; 13] = [
+        "__rust_",
+        "__rustc::",
+        "core::fmt::",
+        "__rg_",
+        "__rdl_",
+        "alloc::",
+        "<alloc::",
+        "core::alloc::",
+        "<core::alloc::",
+        "core::ptr::drop_in_place",
+        "<kernel::mm::heap::KernelHeap",
+        "kernel::mm::heap::KernelHeap",
+        "kernel::mm::heap::size_class::",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || (name.starts_with('<')
+            && (name.contains(" as alloc::") || name.contains(" as core::fmt::")))
+}
+
+#[derive(Debug, Default)]
+pub struct TelemetryView {
+    pub status: Option<TelemetryStatus>,
+    pub last: Option<Snapshot>,
+    pub last_raw: String,
+    /// When (session time) the last snapshot arrived.
+    pub last_at: Option<Duration>,
+    pub history: VecDeque<Sample>,
+    /// Snapshots received, and arrival times of the recent ones (for the rate).
+    pub received: u64,
+    pub recent: VecDeque<Duration>,
+    pub mark: Option<MarkBaseline>,
+    /// True once the kernel refused `mark` (so the TUI keeps marks itself).
+    pub host_marks: bool,
+    pub selected_leak: usize,
+    pub extras: HashMap<u32, Vec<(String, String)>>,
+    pub last_error: Option<String>,
+}
+
+impl TelemetryView {
+    /// Snapshots per second over the last few seconds.
+    pub fn rate(&self) -> f64 {
+        match (self.recent.front(), self.recent.back()) {
+            (Some(first), Some(last)) if self.recent.len() > 1 && last > first => {
+                (self.recent.len() - 1) as f64 / (*last - *first).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Pid,
+    Ppid,
+    Name,
+    State,
+    /// An extra field of the task records, by column index.
+    Extra(usize),
+}
+
+#[derive(Debug)]
+pub struct ProcessesView {
+    pub sort: SortKey,
+    pub descending: bool,
+    pub selected: usize,
+}
+
+impl Default for ProcessesView {
+    fn default() -> Self {
+        Self {
+            sort: SortKey::Pid,
+            descending: false,
+            selected: 0,
+        }
+    }
+}
+
+/// Which gdb stub the session started, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GdbStub {
+    None,
+    /// The kernel's own stub on ttyS1, reachable on this TCP port.
+    Kgdb {
+        port: u16,
+        wait: bool,
+    },
+    /// QEMU's stub; the CPU is frozen until gdb continues.
+    Qemu {
+        port: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GdbSession {
+    Detached,
+    Attaching,
+    Attached,
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct GdbView {
+    pub stub: GdbStub,
+    pub session: GdbSession,
+    /// gdb's output in the pane.
+    pub transcript: String,
+    /// Kernel stopped/running as the kgdb console lines and gdb's output tell it.
+    pub stopped: Option<bool>,
+}
+
+impl Default for GdbView {
+    fn default() -> Self {
+        Self {
+            stub: GdbStub::None,
+            session: GdbSession::Detached,
+            transcript: String::new(),
+            stopped: None,
+        }
+    }
+}
+
+/// Facts about the session fixed at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub kernel: Option<PathBuf>,
+    pub workspace: Option<PathBuf>,
+    pub append: String,
+    pub accel: String,
+    pub memory_mib: u32,
+    pub initrd: String,
+    pub qemu_command: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+pub struct App {
+    pub tab: Tab,
+    pub mode: Mode,
+    pub help: bool,
+    pub console: ConsoleView,
+    pub panic: Option<PanicAnalysis>,
+    /// A report that could not be parsed (its error), shown in the panic pane.
+    pub panic_error: Option<String>,
+    pub panic_scroll: u16,
+    pub symbolizer: Option<Symbolizer>,
+    /// Why there is no symbolizer.
+    pub symbols_error: Option<String>,
+    /// Resolved return addresses of call sites and leaks.
+    pub located: HashMap<u64, Option<Located>>,
+    pub telemetry: TelemetryView,
+    pub processes: ProcessesView,
+    pub gdb: GdbView,
+    pub qemu: QemuState,
+    pub info: SessionInfo,
+    /// Time since the session started, set by the launcher on every tick.
+    pub now: Duration,
+    pub qemu_started_at: Option<Duration>,
+    pub last_output_at: Option<Duration>,
+    pub message: Option<(Severity, String)>,
+    pub quit: bool,
+    /// Whether telemetry was asked for on the kernel command line.
+    pub telemetry_requested: bool,
+    /// How far `console.text()` has been scanned for markers.
+    scanned: usize,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self {
+            tab: Tab::Console,
+            mode: Mode::Normal,
+            help: false,
+            console: ConsoleView::default(),
+            panic: None,
+            panic_error: None,
+            panic_scroll: 0,
+            symbolizer: None,
+            symbols_error: None,
+            located: HashMap::new(),
+            telemetry: TelemetryView::default(),
+            processes: ProcessesView::default(),
+            gdb: GdbView::default(),
+            qemu: QemuState::Building,
+            info: SessionInfo::default(),
+            now: Duration::ZERO,
+            qemu_started_at: None,
+            last_output_at: None,
+            message: None,
+            quit: false,
+            telemetry_requested: true,
+            scanned: 0,
+        }
+    }
+
+    pub fn set_message(&mut self, severity: Severity, text: impl Into<String>) {
+        self.message = Some((severity, text.into()));
+    }
+
+    pub fn qemu_running(&self) -> bool {
+        matches!(self.qemu, QemuState::Running { .. })
+    }
+
+    // ---- feeding state -------------------------------------------------------------------
+
+    /// Guest console output.
+    pub fn on_console(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.console.push(bytes);
+        self.last_output_at = Some(self.now);
+        self.scan_console();
+    }
+
+    /// Looks at complete new lines for the markers the TUI reacts to.
+    fn scan_console(&mut self) {
+        let text = self.console.text();
+        let Some(end) = text.rfind('\n').map(|i| i + 1) else {
+            return;
+        };
+        if end <= self.scanned {
+            return;
+        }
+        let new: Vec<String> = text[self.scanned..end]
+            .lines()
+            .map(|l| strip_stamp(l.trim_end_matches('\r')).to_string())
+            .collect();
+        self.scanned = end;
+        for line in new {
+            self.on_console_line(&line);
+        }
+        if self.panic.is_none()
+            && self.panic_error.is_none()
+            && let Some(report) = panic::complete_report(self.console.text()).map(str::to_owned)
+        {
+            self.on_panic_report(&report);
+        }
+    }
+
+    fn on_console_line(&mut self, line: &str) {
+        if line.starts_with("kgdb: waiting for gdb")
+            || line.starts_with("kgdb: panic: stopping")
+            || line.starts_with("kgdb: fatal exception: stopping")
+        {
+            self.gdb.stopped = Some(true);
+        } else if line.starts_with("kgdb: continuing boot") {
+            self.gdb.stopped = Some(false);
+        }
+        if !self.telemetry_requested {
+            return;
+        }
+        if line.starts_with("telemetry:") {
+            if line.starts_with(TELEMETRY_ANNOUNCEMENT) {
+                if self.telemetry.status.is_none() {
+                    self.telemetry.status = Some(TelemetryStatus::Connecting);
+                }
+            } else if line.contains("telemetry off") {
+                self.telemetry.status = Some(TelemetryStatus::Unavailable(format!(
+                    "the kernel refused the channel: {line}"
+                )));
+            }
+        } else if self.telemetry.status.is_none()
+            && (line.starts_with("init:")
+                || line.starts_with("Run /init")
+                || line.starts_with("Cadenza: nothing to run"))
+        {
+            // The kernel reads `telemetry=` before starting init: past that point without the
+            // announcement, this kernel has no telemetry channel.
+            self.telemetry.status = Some(TelemetryStatus::Unavailable(
+                "the kernel never announced its telemetry channel (a kernel without \
+                 `telemetry=` support?)"
+                    .into(),
+            ));
+        }
+    }
+
+    /// True when the launcher should start polling telemetry.
+    pub fn telemetry_announced(&self) -> bool {
+        self.telemetry.status == Some(TelemetryStatus::Connecting)
+    }
+
+    fn on_panic_report(&mut self, report: &str) {
+        let note = self.symbols_error.clone().or_else(|| {
+            self.symbolizer
+                .is_none()
+                .then(|| "no symbolizer".to_string())
+        });
+        match panic::analyze(report, self.symbolizer.as_ref(), note) {
+            Ok(analysis) => self.panic = Some(analysis),
+            Err(error) => self.panic_error = Some(error.to_string()),
+        }
+        self.panic_scroll = 0;
+        self.tab = Tab::Panic;
+        if self.mode == Mode::Typing {
+            self.mode = Mode::Normal;
+        }
+        self.set_message(
+            Severity::Error,
+            "the kernel panicked: the Panic pane shows the report",
+        );
+    }
+
+    /// The symbolizer for the session's kernel (or why there is none).
+    pub fn set_symbolizer(&mut self, symbolizer: Result<Symbolizer, String>) {
+        match symbolizer {
+            Ok(symbolizer) => {
+                self.symbols_error = symbolizer.missing_debug_info().map(|e| e.to_string());
+                self.symbolizer = Some(symbolizer);
+            }
+            Err(error) => self.symbols_error = Some(error),
+        }
+    }
+
+    pub fn on_telemetry(&mut self, event: TelemetryEvent) {
+        match event {
+            TelemetryEvent::Connected => {
+                self.telemetry.status = Some(TelemetryStatus::Connecting);
+            }
+            TelemetryEvent::Snapshot {
+                snapshot,
+                raw,
+                answered,
+            } => self.on_snapshot(*snapshot, raw, answered),
+            TelemetryEvent::Refused { answered, message } => {
+                if answered == Answered::Mark {
+                    self.telemetry.host_marks = true;
+                    self.take_host_mark();
+                } else {
+                    self.set_message(
+                        Severity::Warning,
+                        format!("telemetry: the kernel refused {answered:?}: {message}"),
+                    );
+                }
+            }
+            TelemetryEvent::Error(error) => {
+                self.telemetry.last_error = Some(error.clone());
+                // One missed answer is noise; no answer for a while is a stall.
+                let stale = self
+                    .telemetry
+                    .last_at
+                    .is_none_or(|at| self.now.saturating_sub(at) > Duration::from_secs(2));
+                if stale {
+                    self.telemetry.status = Some(TelemetryStatus::Stalled(error));
+                }
+            }
+            TelemetryEvent::Closed(reason) => {
+                let status = if self.telemetry.last.is_some() || !self.qemu_running() {
+                    TelemetryStatus::Ended(reason)
+                } else {
+                    TelemetryStatus::Unavailable(reason)
+                };
+                self.telemetry.status = Some(status);
+            }
+        }
+    }
+
+    fn on_snapshot(&mut self, snapshot: Snapshot, raw: String, answered: Answered) {
+        let t = &mut self.telemetry;
+        t.status = Some(TelemetryStatus::Live);
+        t.last_error = None;
+        t.received += 1;
+        t.last_at = Some(self.now);
+        t.recent.push_back(self.now);
+        while t.recent.len() > 10 {
+            t.recent.pop_front();
+        }
+        t.history.push_back(Sample {
+            uptime_s: snapshot.uptime.ns as f64 / 1e9,
+            used_frames: snapshot.frames.used,
+            heap_frames: snapshot.frames.heap,
+            heap_bytes: snapshot.heap.bytes,
+        });
+        while t.history.len() > HISTORY {
+            t.history.pop_front();
+        }
+        t.extras = extra_task_fields(&raw);
+        match answered {
+            Answered::Scan => {
+                let text = match &snapshot.scan {
+                    Some(scan) => format!(
+                        "leak scan: {} unreferenced ({} new) among {} objects",
+                        scan.unreferenced, scan.new, scan.objects
+                    ),
+                    None => format!("leak scan: tracker {}", snapshot.tracker.state),
+                };
+                self.set_message(Severity::Info, text);
+                self.telemetry.selected_leak = 0;
+            }
+            Answered::Mark => {
+                self.telemetry.mark = Some(MarkBaseline::from_snapshot(&snapshot, true));
+                self.set_message(Severity::Info, "mark set by the kernel");
+            }
+            Answered::Poll => {}
+        }
+        self.resolve_addresses(&snapshot);
+        let leaks = snapshot.leaks.len();
+        self.telemetry.selected_leak = self.telemetry.selected_leak.min(leaks.saturating_sub(1));
+        self.telemetry.last = Some(snapshot);
+        self.telemetry.last_raw = raw;
+    }
+
+    fn take_host_mark(&mut self) {
+        match &self.telemetry.last {
+            Some(snapshot) => {
+                self.telemetry.mark = Some(MarkBaseline::from_snapshot(snapshot, false));
+                self.set_message(
+                    Severity::Info,
+                    format!(
+                        "mark set at snapshot {} (kept by the TUI: this kernel's telemetry has no `mark` request)",
+                        snapshot.seq
+                    ),
+                );
+            }
+            None => self.set_message(Severity::Warning, "mark: no snapshot yet"),
+        }
+    }
+
+    /// Symbolizes the return addresses of call sites and leaks once each.
+    fn resolve_addresses(&mut self, snapshot: &Snapshot) {
+        let Some(symbolizer) = &self.symbolizer else {
+            return;
+        };
+        let addresses = snapshot
+            .sites
+            .iter()
+            .flat_map(|s| s.frames.iter())
+            .chain(snapshot.leaks.iter().flat_map(|l| l.frames.iter()))
+            .map(|f| f.address);
+        for address in addresses {
+            self.located.entry(address).or_insert_with(|| {
+                let resolution = symbolizer
+                    .resolve_as(address, AddressKind::ReturnAddress)
+                    .ok()?;
+                // The outermost frame is the function the call is in, at the line of the call.
+                let outer = resolution.frames.last();
+                let function = outer
+                    .and_then(|f| f.function.as_deref())
+                    .map(str::to_string)
+                    .or_else(|| resolution.symbol.as_ref().map(|s| s.name.to_string()))?;
+                let symbol = resolution.symbol.as_ref().map(|s| s.name.to_string());
+                let allocator = is_allocator_name(&function)
+                    || symbol.as_deref().is_some_and(is_allocator_name);
+                Some(Located {
+                    function,
+                    location: outer.map(|f| f.location()).unwrap_or_default(),
+                    allocator,
+                })
+            });
+        }
+    }
+
+    /// The first frame of a stack that is not the allocator's own (the code that asked for the
+    /// memory), judged by the kernel's symbol or, without one, by the ELF.
+    pub fn caller_frame<'f>(
+        &self,
+        frames: &'f [cadenza_qemu::telemetry::Frame],
+    ) -> Option<&'f cadenza_qemu::telemetry::Frame> {
+        let allocator = |f: &cadenza_qemu::telemetry::Frame| match &f.symbol {
+            Some(symbol) => is_allocator_name(symbol),
+            None => self
+                .located
+                .get(&f.address)
+                .and_then(Option::as_ref)
+                .is_some_and(|l| l.allocator),
+        };
+        frames.iter().find(|f| !allocator(f)).or(frames.first())
+    }
+
+    pub fn on_qemu_started(&mut self, pid: u32) {
+        self.qemu = QemuState::Running { pid };
+        self.qemu_started_at = Some(self.now);
+    }
+
+    pub fn on_qemu_exit(&mut self, exit: GuestExit, stderr: String) {
+        let severity = match exit {
+            GuestExit::Clean => Severity::Info,
+            _ => Severity::Error,
+        };
+        let mut text = format!("QEMU exited: {}", describe_exit(exit));
+        if let GuestExit::QemuFailed { .. } = exit
+            && let Some(line) = stderr.lines().rfind(|l| !l.trim().is_empty())
+        {
+            text.push_str(&format!(": {}", line.trim()));
+        }
+        text.push_str(" — post-mortem view; s saves a report, q quits");
+        self.set_message(severity, text);
+        match &self.telemetry.status {
+            None if self.telemetry_requested => {
+                self.telemetry.status = Some(TelemetryStatus::Unavailable(
+                    "the kernel exited before announcing its telemetry channel".into(),
+                ));
+            }
+            Some(TelemetryStatus::Connecting) => {
+                self.telemetry.status = Some(TelemetryStatus::Ended(
+                    "the guest exited before the first snapshot".into(),
+                ));
+            }
+            Some(TelemetryStatus::Live | TelemetryStatus::Stalled(_)) => {
+                self.telemetry.status = Some(TelemetryStatus::Ended("the guest exited".into()));
+            }
+            _ => {}
+        }
+        self.qemu = QemuState::Exited { exit, stderr };
+    }
+
+    pub fn on_failure(&mut self, what: &str, error: String) {
+        self.set_message(
+            Severity::Error,
+            format!("{what} failed (see the Console pane)"),
+        );
+        self.qemu = QemuState::Failed {
+            what: what.to_string(),
+            error,
+        };
+    }
+
+    /// A warning when a running guest has been silent for long (no output, no telemetry).
+    pub fn hang_warning(&self) -> Option<String> {
+        if !self.qemu_running() || self.gdb.stopped == Some(true) {
+            return None;
+        }
+        let since = |at: Option<Duration>| at.map(|at| self.now.saturating_sub(at));
+        let output = since(self.last_output_at.or(self.qemu_started_at))?;
+        let telemetry = since(self.telemetry.last_at).unwrap_or(output);
+        if output < HANG_AFTER || telemetry < HANG_AFTER {
+            return None;
+        }
+        Some(if self.console.text().is_empty() {
+            format!(
+                "no console output {}s after QEMU started: is the kernel booting? \
+                 (a kernel stuck before its banner, or QEMU frozen by a gdb stub)",
+                output.as_secs()
+            )
+        } else {
+            format!(
+                "no console output or telemetry for {}s: the guest may be hung",
+                output.as_secs().min(telemetry.as_secs())
+            )
+        })
+    }
+
+    // ---- keys ----------------------------------------------------------------------------
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        match self.mode.clone() {
+            Mode::Typing => self.typing_key(key),
+            Mode::Search(query) => {
+                self.search_key(key, query);
+                Vec::new()
+            }
+            Mode::GdbInput(line) => self.gdb_input_key(key, line),
+            Mode::Normal => self.normal_key(key),
+        }
+    }
+
+    fn typing_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if is_escape_from_typing(&key) {
+            self.mode = Mode::Normal;
+            return Vec::new();
+        }
+        if !self.qemu_running() {
+            self.mode = Mode::Normal;
+            self.set_message(
+                Severity::Warning,
+                "the guest is not running: typing mode off",
+            );
+            return Vec::new();
+        }
+        let bytes = key_to_bytes(&key);
+        if bytes.is_empty() {
+            return Vec::new();
+        }
+        self.console.follow();
+        vec![Action::SendToGuest(bytes)]
+    }
+
+    fn search_key(&mut self, key: KeyEvent, mut query: String) {
+        match key.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                if query.is_empty() {
+                    self.console.clear_search();
+                    return;
+                }
+                let count = self.console.search(&query);
+                let text = match count {
+                    0 => format!("/{query}: not found"),
+                    1 => format!("/{query}: 1 match"),
+                    n => format!("/{query}: {n} matches (n / N: next / previous)"),
+                };
+                self.set_message(Severity::Info, text);
+            }
+            KeyCode::Backspace => {
+                query.pop();
+                self.mode = Mode::Search(query);
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                query.push(c);
+                self.mode = Mode::Search(query);
+            }
+            _ => {}
+        }
+    }
+
+    fn gdb_input_key(&mut self, key: KeyEvent, mut line: String) -> Vec<Action> {
+        if is_ctrl(&key, 'c') {
+            return vec![Action::GdbInterrupt];
+        }
+        match key.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Enter => {
+                self.mode = Mode::GdbInput(String::new());
+                if !line.trim().is_empty() {
+                    return vec![Action::GdbCommand(line.trim().to_string())];
+                }
+            }
+            KeyCode::Backspace => {
+                line.pop();
+                self.mode = Mode::GdbInput(line);
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                line.push(c);
+                self.mode = Mode::GdbInput(line);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn switch_to(&mut self, tab: Tab) {
+        self.tab = tab;
+        self.help = false;
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        if is_ctrl(&key, 'c') {
+            return vec![Action::Quit];
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return Vec::new();
+        }
+        match key.code {
+            KeyCode::Char('q') => return vec![Action::Quit],
+            KeyCode::Char('?') => self.help = !self.help,
+            KeyCode::Esc => {
+                self.help = false;
+                self.console.clear_search();
+            }
+            KeyCode::Tab => self.switch_to(self.tab.step(true)),
+            KeyCode::BackTab => self.switch_to(self.tab.step(false)),
+            KeyCode::Char(c @ '1'..='5') => {
+                self.switch_to(Tab::ALL[usize::from(c as u8 - b'1')]);
+            }
+            KeyCode::F(n @ 1..=5) => self.switch_to(Tab::ALL[usize::from(n - 1)]),
+            KeyCode::Char('s') => return vec![Action::SaveReport],
+            _ => return self.pane_key(key),
+        }
+        Vec::new()
+    }
+
+    fn pane_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        match self.tab {
+            Tab::Console => self.console_key(key),
+            Tab::Panic => self.panic_key(key),
+            Tab::Memory => return self.memory_key(key),
+            Tab::Processes => self.processes_key(key),
+            Tab::Gdb => return self.gdb_key(key),
+        }
+        Vec::new()
+    }
+
+    fn console_key(&mut self, key: KeyEvent) {
+        let page = isize::try_from(self.console.size().0.saturating_sub(1).max(1)).unwrap_or(1);
+        match key.code {
+            KeyCode::Char('i') | KeyCode::Enter => {
+                if self.qemu_running() {
+                    self.mode = Mode::Typing;
+                    self.console.follow();
+                } else {
+                    self.set_message(Severity::Warning, "the guest is not running");
+                }
+            }
+            KeyCode::Char('/') => self.mode = Mode::Search(String::new()),
+            KeyCode::Char('n') => self.console.next_match(true),
+            KeyCode::Char('N') => self.console.next_match(false),
+            KeyCode::Up | KeyCode::Char('k') => self.console.scroll_by(1),
+            KeyCode::Down | KeyCode::Char('j') => self.console.scroll_by(-1),
+            KeyCode::PageUp => self.console.scroll_by(page),
+            KeyCode::PageDown => self.console.scroll_by(-page),
+            KeyCode::Home | KeyCode::Char('g') => self.console.scroll_to_top(),
+            KeyCode::End | KeyCode::Char('G') => self.console.follow(),
+            _ => {}
+        }
+    }
+
+    fn panic_key(&mut self, key: KeyEvent) {
+        let scroll = &mut self.panic_scroll;
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
+            KeyCode::PageUp => *scroll = scroll.saturating_sub(20),
+            KeyCode::PageDown => *scroll = scroll.saturating_add(20),
+            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            _ => {}
+        }
+    }
+
+    fn memory_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let leaks = self.telemetry.last.as_ref().map_or(0, |s| s.leaks.len());
+        let telemetry_live = self.qemu_running()
+            && matches!(
+                self.telemetry.status,
+                Some(TelemetryStatus::Live | TelemetryStatus::Stalled(_))
+            );
+        match key.code {
+            KeyCode::Char('m') | KeyCode::Char('l') if !telemetry_live => {
+                self.set_message(Severity::Warning, "telemetry is not live: nothing to ask");
+            }
+            KeyCode::Char('m') if self.telemetry.host_marks => self.take_host_mark(),
+            KeyCode::Char('m') => return vec![Action::Telemetry(TelemetryCommand::Mark)],
+            KeyCode::Char('l') => {
+                self.set_message(Severity::Info, "leak scan requested…");
+                return vec![Action::Telemetry(TelemetryCommand::Scan)];
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.telemetry.selected_leak = self.telemetry.selected_leak.saturating_sub(1);
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.telemetry.selected_leak =
+                    (self.telemetry.selected_leak + 1).min(leaks.saturating_sub(1));
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn processes_key(&mut self, key: KeyEvent) {
+        let count = self.telemetry.last.as_ref().map_or(0, |s| s.tasks.len());
+        let extra = crate::telemetry::extra_columns(&self.telemetry.extras).len();
+        let p = &mut self.processes;
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => p.selected = p.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                p.selected = (p.selected + 1).min(count.saturating_sub(1));
+            }
+            KeyCode::Home | KeyCode::Char('g') => p.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => p.selected = count.saturating_sub(1),
+            KeyCode::Char('o') => {
+                p.sort = match p.sort {
+                    SortKey::Pid => SortKey::Ppid,
+                    SortKey::Ppid => SortKey::Name,
+                    SortKey::Name => SortKey::State,
+                    SortKey::State if extra > 0 => SortKey::Extra(0),
+                    SortKey::Extra(i) if i + 1 < extra => SortKey::Extra(i + 1),
+                    SortKey::State | SortKey::Extra(_) => SortKey::Pid,
+                };
+            }
+            KeyCode::Char('r') => p.descending = !p.descending,
+            _ => {}
+        }
+    }
+
+    fn gdb_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        match key.code {
+            KeyCode::Char('a') => match (&self.gdb.stub, &self.gdb.session) {
+                (GdbStub::None, _) => self.set_message(
+                    Severity::Warning,
+                    "no gdb stub in this session: restart with --kgdb or --gdb-qemu",
+                ),
+                (_, GdbSession::Attaching | GdbSession::Attached) => {
+                    self.set_message(Severity::Info, "gdb is already attached");
+                }
+                _ if !self.qemu_running() => {
+                    self.set_message(Severity::Warning, "the guest is not running");
+                }
+                _ => {
+                    self.gdb.session = GdbSession::Attaching;
+                    return vec![Action::GdbAttach];
+                }
+            },
+            KeyCode::Char(':') | KeyCode::Char('i') | KeyCode::Enter => {
+                if self.gdb.session == GdbSession::Attached {
+                    self.mode = Mode::GdbInput(String::new());
+                } else {
+                    self.set_message(Severity::Warning, "attach gdb first (a)");
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub fn on_gdb_attached(&mut self, transcript: String) {
+        self.gdb.session = GdbSession::Attached;
+        // Attaching stops the kernel (kgdb) or finds QEMU's CPU frozen.
+        self.gdb.stopped = Some(true);
+        self.gdb.transcript = transcript;
+        self.mode = Mode::GdbInput(String::new());
+        self.set_message(
+            Severity::Info,
+            "gdb attached: the kernel is stopped; `c` continues, Ctrl-C interrupts",
+        );
+    }
+
+    pub fn on_gdb_failed(&mut self, error: String) {
+        self.gdb.session = GdbSession::Failed(error);
+        if matches!(self.mode, Mode::GdbInput(_)) {
+            self.mode = Mode::Normal;
+        }
+    }
+
+    /// New gdb output; stop reports in it mean the kernel is stopped, `Continuing.` running.
+    pub fn on_gdb_output(&mut self, new: &str) {
+        let stop_words = ["received signal", "Breakpoint ", "stopped", "Watchpoint "];
+        let lines: Vec<&str> = new.lines().collect();
+        let last_stop = lines
+            .iter()
+            .rposition(|l| stop_words.iter().any(|w| l.contains(w)));
+        let last_continue = lines.iter().rposition(|l| l.contains("Continuing."));
+        match (last_stop, last_continue) {
+            (Some(stop), Some(cont)) => self.gdb.stopped = Some(stop > cont),
+            (Some(_), None) => self.gdb.stopped = Some(true),
+            (None, Some(_)) => self.gdb.stopped = Some(false),
+            (None, None) => {}
+        }
+        self.gdb.transcript.push_str(new);
+        self.gdb.transcript = crate::gdb::tail(&self.gdb.transcript);
+    }
+
+    /// The gdb command line to paste into another terminal, for the session's stub.
+    pub fn gdb_command(&self) -> Option<String> {
+        let target = match self.gdb.stub {
+            GdbStub::None => return None,
+            GdbStub::Kgdb { port, .. } | GdbStub::Qemu { port } => format!(":{port}"),
+        };
+        let elf = self.info.kernel.as_ref().map_or_else(
+            || "KERNEL_ELF".to_string(),
+            |p| shell_word(&p.display().to_string()),
+        );
+        let mut command =
+            format!("gdb {elf} -ex 'set remotetimeout 10' -ex 'target remote {target}'");
+        if let Some(root) = &self.info.workspace {
+            let script = root.join("scripts/gdb/cadenza.py");
+            if script.is_file() {
+                command.push_str(&format!(
+                    " -ex 'source {}'",
+                    script.display().to_string().replace('\'', r"'\''")
+                ));
+            }
+        }
+        Some(command)
+    }
+
+    /// Running / stopped / not running, with the reason, for the status line and GDB pane.
+    pub fn kernel_state(&self) -> (&'static str, String) {
+        match &self.qemu {
+            QemuState::Building => ("not started", "building the kernel".into()),
+            QemuState::Starting => ("starting", "QEMU is starting".into()),
+            QemuState::Failed { what, .. } => ("not running", format!("{what} failed")),
+            QemuState::Exited { exit, .. } => ("exited", describe_exit(*exit)),
+            QemuState::Running { .. } => {
+                if let GdbStub::Qemu { .. } = self.gdb.stub
+                    && self.console.raw().is_empty()
+                    && self.gdb.stopped.is_none()
+                {
+                    return ("stopped", "frozen until gdb continues".into());
+                }
+                match self.gdb.stopped {
+                    Some(true) => ("stopped", "in the debugger".into()),
+                    _ if self.panic.is_some() => ("stopped", "after a panic".into()),
+                    _ => ("running", String::new()),
+                }
+            }
+        }
+    }
+
+    /// Tasks of the last snapshot in the chosen order.
+    pub fn sorted_tasks(&self) -> Vec<&cadenza_qemu::telemetry::Task> {
+        let Some(snapshot) = &self.telemetry.last else {
+            return Vec::new();
+        };
+        let columns = crate::telemetry::extra_columns(&self.telemetry.extras);
+        let extra = |pid: u32, i: usize| -> Option<&str> {
+            let name = columns.get(i)?;
+            self.telemetry
+                .extras
+                .get(&pid)?
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let mut tasks: Vec<_> = snapshot.tasks.iter().collect();
+        tasks.sort_by(|a, b| {
+            let order = match self.processes.sort {
+                SortKey::Pid => a.pid.cmp(&b.pid),
+                SortKey::Ppid => a.ppid.cmp(&b.ppid),
+                SortKey::Name => a.comm.cmp(&b.comm),
+                SortKey::State => a.state.cmp(&b.state),
+                SortKey::Extra(i) => compare_values(extra(a.pid, i), extra(b.pid, i)),
+            };
+            order.then(a.pid.cmp(&b.pid))
+        });
+        if self.processes.descending {
+            tasks.reverse();
+        }
+        tasks
+    }
+}
+
+/// How the guest ended, in the TUI's words (`GuestExit`'s own text points at a console above).
+pub fn describe_exit(exit: GuestExit) -> String {
+    match exit {
+        GuestExit::Panic => "the kernel panicked (see the Panic pane)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Numbers (decimal or 0x-hex) compare as numbers, anything else as text; missing sorts first.
+fn compare_values(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    let number = |s: &str| match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse::<u64>().ok(),
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        },
+        (a, b) => a.is_some().cmp(&b.is_some()),
+    }
+}
+
+/// Drops a `[    1.234567] ` console timestamp.
+fn strip_stamp(line: &str) -> &str {
+    if let Some(rest) = line.strip_prefix('[')
+        && let Some((stamp, after)) = rest.split_once("] ")
+        && stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return after;
+    }
+    line
+}
+
+fn shell_word(word: &str) -> String {
+    if word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    fn running() -> App {
+        let mut app = App::new();
+        app.on_qemu_started(42);
+        app
+    }
+
+    #[test]
+    fn typing_mode_sends_every_key_until_ctrl_bracket() {
+        let mut app = running();
+        assert_eq!(app.handle_key(key(KeyCode::Char('i'))), []);
+        assert_eq!(app.mode, Mode::Typing);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('q'))),
+            [Action::SendToGuest(b"q".to_vec())]
+        );
+        assert_eq!(app.handle_key(ctrl('c')), [Action::SendToGuest(vec![3])]);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Tab)),
+            [Action::SendToGuest(b"\t".to_vec())]
+        );
+        assert_eq!(app.handle_key(ctrl(']')), []);
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(app.handle_key(key(KeyCode::Char('q'))), [Action::Quit]);
+    }
+
+    #[test]
+    fn tabs_help_and_global_keys() {
+        let mut app = running();
+        app.handle_key(key(KeyCode::Char('3')));
+        assert_eq!(app.tab, Tab::Memory);
+        app.handle_key(key(KeyCode::Tab));
+        assert_eq!(app.tab, Tab::Processes);
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        app.handle_key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+        assert_eq!(app.tab, Tab::Panic);
+        app.handle_key(key(KeyCode::F(5)));
+        assert_eq!(app.tab, Tab::Gdb);
+        app.handle_key(key(KeyCode::Char('?')));
+        assert!(app.help);
+        app.handle_key(key(KeyCode::Esc));
+        assert!(!app.help);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('s'))),
+            [Action::SaveReport]
+        );
+        assert_eq!(app.handle_key(ctrl('c')), [Action::Quit]);
+    }
+
+    #[test]
+    fn search_prompt_finds_console_text() {
+        let mut app = running();
+        app.on_console(b"Cadenza 0.1.0 (x86_64) booting\r\nmore\r\n");
+        app.handle_key(key(KeyCode::Char('/')));
+        for c in "BOOTING".chars() {
+            app.handle_key(key(KeyCode::Char(c)));
+        }
+        app.handle_key(key(KeyCode::Backspace));
+        app.handle_key(key(KeyCode::Char('G')));
+        assert_eq!(app.mode, Mode::Search("BOOTING".into()));
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.mode, Mode::Normal);
+        assert_eq!(
+            app.console.search.as_ref().map(|s| s.matches.len()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_panic_report_opens_the_panic_pane_once_complete() {
+        let mut app = running();
+        app.handle_key(key(KeyCode::Char('i')));
+        app.on_console(b"[    0.1] boot\r\n==== CADENZA PANIC REPORT v1 ====\r\nkind: panic\r\n");
+        assert!(app.panic.is_none());
+        assert_eq!(app.tab, Tab::Console);
+        app.on_console(
+            b"message: boom\r\nlocation: kernel/src/x.rs:1:2\r\ncpu: 0\r\nuptime_ns: 1\r\n\
+              registers:\r\n  RSP=0x1\r\nbacktrace:\r\n  #0 0xffffffff80200000\r\n\
+              ==== END CADENZA PANIC REPORT ====\r\n",
+        );
+        let analysis = app.panic.as_ref().expect("analysed");
+        assert_eq!(analysis.report.message, "boom");
+        assert_eq!(app.tab, Tab::Panic);
+        assert_eq!(app.mode, Mode::Normal, "typing mode ends with the panic");
+    }
+
+    #[test]
+    fn telemetry_announcement_and_its_absence() {
+        let mut app = running();
+        app.on_console(b"[ 0.2] telemetry: snapshots (format v1) on ttyS2; requests: x\r\n");
+        assert!(app.telemetry_announced());
+
+        let mut app = running();
+        app.on_console(b"[ 0.2] init: no /init in the initramfs\r\n");
+        assert!(matches!(
+            app.telemetry.status,
+            Some(TelemetryStatus::Unavailable(_))
+        ));
+
+        let mut app = running();
+        app.on_console(b"telemetry: \"ttyS9\" is not a ttyS<n> device; telemetry off\n");
+        assert!(matches!(
+            &app.telemetry.status,
+            Some(TelemetryStatus::Unavailable(m)) if m.contains("ttyS9")
+        ));
+    }
+
+    #[test]
+    fn marks_fall_back_to_the_host_when_the_kernel_refuses() {
+        let mut app = running();
+        app.tab = Tab::Memory;
+        let mut snapshot = Snapshot {
+            version: 1,
+            seq: 3,
+            ..Default::default()
+        };
+        snapshot.tracker.seq = 99;
+        app.on_telemetry(TelemetryEvent::Snapshot {
+            snapshot: Box::new(snapshot),
+            raw: String::new(),
+            answered: Answered::Poll,
+        });
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('m'))),
+            [Action::Telemetry(TelemetryCommand::Mark)]
+        );
+        app.on_telemetry(TelemetryEvent::Refused {
+            answered: Answered::Mark,
+            message: "unknown request".into(),
+        });
+        assert_eq!(app.telemetry.mark.as_ref().map(|m| m.alloc_seq), Some(99));
+        assert_eq!(app.handle_key(key(KeyCode::Char('m'))), [], "host-side now");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('l'))),
+            [Action::Telemetry(TelemetryCommand::Scan)]
+        );
+    }
+
+    #[test]
+    fn hang_warning_needs_silence_on_both_channels() {
+        let mut app = running();
+        app.on_console(b"hello\n");
+        app.now = Duration::from_secs(10);
+        assert_eq!(app.hang_warning(), None);
+        app.now = Duration::from_secs(45);
+        assert!(app.hang_warning().is_some_and(|w| w.contains("hung")));
+        app.telemetry.last_at = Some(Duration::from_secs(40));
+        assert_eq!(app.hang_warning(), None);
+    }
+
+    #[test]
+    fn sorts_processes_by_any_column() {
+        let mut app = running();
+        let mut snapshot = Snapshot::default();
+        for (pid, ppid, comm) in [(1, 0, "init"), (3, 1, "b"), (2, 1, "a")] {
+            snapshot.tasks.push(cadenza_qemu::telemetry::Task {
+                pid,
+                ppid,
+                state: "S".into(),
+                comm: comm.into(),
+            });
+        }
+        app.telemetry.last = Some(snapshot);
+        app.telemetry.extras =
+            extra_task_fields("task pid=1 cpu=0x10\ntask pid=2 cpu=9\ntask pid=3 cpu=100\n");
+        let pids = |app: &App| app.sorted_tasks().iter().map(|t| t.pid).collect::<Vec<_>>();
+        assert_eq!(pids(&app), [1, 2, 3]);
+        app.tab = Tab::Processes;
+        app.handle_key(key(KeyCode::Char('o')));
+        app.handle_key(key(KeyCode::Char('o')));
+        assert_eq!(app.processes.sort, SortKey::Name);
+        assert_eq!(pids(&app), [2, 3, 1]);
+        app.handle_key(key(KeyCode::Char('o')));
+        app.handle_key(key(KeyCode::Char('o')));
+        assert_eq!(app.processes.sort, SortKey::Extra(0));
+        assert_eq!(pids(&app), [2, 1, 3], "numbers compare as numbers");
+        app.handle_key(key(KeyCode::Char('r')));
+        assert_eq!(pids(&app), [3, 1, 2]);
+    }
+}

@@ -1,0 +1,104 @@
+//! The GDB pane: which stub this session started, the gdb command to paste into another
+//! terminal, whether the kernel is running or stopped, and gdb itself when attached here.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::pane_block;
+use crate::app::{App, GdbSession, GdbStub, Mode};
+
+pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let [info, session] =
+        Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(area);
+    let label = |t: &'static str| Span::styled(format!("{t:<9}"), Style::new().fg(Color::Gray));
+    let (state, detail) = app.kernel_state();
+    let state_style = match state {
+        "running" => Style::new().fg(Color::Green).bold(),
+        "stopped" => Style::new().fg(Color::Yellow).bold(),
+        _ => Style::new().fg(Color::Gray).bold(),
+    };
+    let mut kernel = vec![label("kernel"), Span::styled(state, state_style)];
+    if !detail.is_empty() {
+        kernel.push(Span::raw(format!(" — {detail}")));
+    }
+    let stub = match app.gdb.stub {
+        GdbStub::None => "none: start the TUI with --kgdb [PORT] (the kernel's own stub on ttyS1) \
+                          or --gdb-qemu [PORT] (QEMU's stub)"
+            .to_string(),
+        GdbStub::Kgdb { port, wait } => format!(
+            "the kernel's own stub (kgdboc=ttyS1) on 127.0.0.1:{port}{}: kernel tasks as \
+             threads, monitor ps/meminfo/heap/leaks/maps, break-on-oops",
+            if wait {
+                ", kgdbwait: the kernel waits for gdb early in boot"
+            } else {
+                ""
+            }
+        ),
+        GdbStub::Qemu { port } => format!(
+            "QEMU's stub on 127.0.0.1:{port}: vCPUs, no monitor commands; the CPU starts \
+             frozen until gdb continues"
+        ),
+    };
+    let mut lines = vec![
+        Line::from(kernel),
+        Line::from(vec![label("stub"), Span::raw(stub)]),
+        Line::from(""),
+    ];
+    match app.gdb_command() {
+        Some(command) => {
+            lines.push(Line::from(vec![
+                label("paste"),
+                Span::styled("into another terminal:", Style::new().fg(Color::Gray)),
+            ]));
+            lines.push(Line::styled(command, Style::new().fg(Color::Yellow).bold()));
+        }
+        None => lines.push(Line::from(vec![
+            label("paste"),
+            Span::raw("(no stub, no command)"),
+        ])),
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(pane_block(" GDB "))
+            .wrap(Wrap { trim: false }),
+        info,
+    );
+
+    let title = match &app.gdb.session {
+        GdbSession::Detached => " gdb in this pane: not attached (a attaches) ".to_string(),
+        GdbSession::Attaching => " gdb in this pane: attaching… ".to_string(),
+        GdbSession::Attached => " gdb in this pane: attached (i types a command) ".to_string(),
+        GdbSession::Failed(_) => " gdb in this pane: failed ".to_string(),
+    };
+    let block = pane_block(title);
+    let inner = block.inner(session);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    if let GdbSession::Failed(error) = &app.gdb.session {
+        lines.extend(
+            error
+                .lines()
+                .map(|l| Line::styled(l.to_string(), Style::new().fg(Color::Red))),
+        );
+    }
+    lines.extend(
+        app.gdb
+            .transcript
+            .lines()
+            .map(|l| Line::from(l.to_string())),
+    );
+    if let Mode::GdbInput(input) = &app.mode {
+        lines.push(Line::from(vec![
+            Span::styled("(gdb) ", Style::new().fg(Color::Magenta)),
+            Span::raw(input.clone()),
+            Span::styled("█", Style::new().fg(Color::Magenta)),
+        ]));
+    }
+    // Show the end of the transcript.
+    let skip = lines.len().saturating_sub(usize::from(inner.height));
+    let lines: Vec<Line<'_>> = lines.into_iter().skip(skip).collect();
+    frame.render_widget(block, session);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
