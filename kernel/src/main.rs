@@ -210,19 +210,10 @@ fn report_initrd(info: &BootInfo) {
         kprintln!("initrd: none");
         return;
     };
-    let mut magic = [0u8; 6];
-    if mm::is_phys_described(initrd.phys_start, 6) {
-        // SAFETY: the initrd is reserved RAM described by the memory map, so the direct map
-        // covers it; it is at least 6 bytes long when the check above passes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                mm::phys_to_virt(initrd.phys_start) as *const u8,
-                magic.as_mut_ptr(),
-                magic.len().min(initrd.size as usize),
-            )
-        };
-    }
-    let format = if &magic == b"070701" {
+    let format = if initrd
+        .bytes()
+        .is_some_and(|bytes| bytes.starts_with(b"070701"))
+    {
         "newc cpio"
     } else {
         "unknown format"

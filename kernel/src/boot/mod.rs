@@ -18,6 +18,22 @@ pub struct Initrd {
     pub size: u64,
 }
 
+impl Initrd {
+    /// The initrd's bytes, if the boot loader left a non-empty one in RAM the direct map
+    /// covers. `kernel_main` reserves that range before the frame allocator starts, and nothing
+    /// writes it, which is what makes a `'static` shared view sound.
+    pub fn bytes(&self) -> Option<&'static [u8]> {
+        if self.size == 0 || !crate::mm::is_phys_described(self.phys_start, self.size) {
+            return None;
+        }
+        let length = usize::try_from(self.size).ok()?;
+        let start = crate::mm::phys_to_virt(self.phys_start) as *const u8;
+        // SAFETY: reserved, never-written RAM (see above), all of it inside the direct map as
+        // the check confirms.
+        Some(unsafe { core::slice::from_raw_parts(start, length) })
+    }
+}
+
 pub struct BootInfo {
     pub cmdline: Cmdline,
     pub memory_map: MemoryMap,

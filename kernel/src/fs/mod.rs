@@ -85,20 +85,6 @@ fn scrub_spare_capacity<T>(vec: &mut Vec<T>) {
     }
 }
 
-/// The initrd's bytes, if the boot loader left one in RAM the direct map covers.
-fn initrd_bytes(initrd: Option<Initrd>) -> Option<&'static [u8]> {
-    let initrd = initrd?;
-    if initrd.size == 0 || !crate::mm::is_phys_described(initrd.phys_start, initrd.size) {
-        return None;
-    }
-    let length = usize::try_from(initrd.size).ok()?;
-    let start = crate::mm::phys_to_virt(initrd.phys_start) as *const u8;
-    // SAFETY: the initrd is RAM reserved at boot (never given to the frame allocator, never
-    // written) and the check above confirms the direct map covers all of it, so a shared
-    // 'static view of these bytes is sound.
-    Some(unsafe { core::slice::from_raw_parts(start, length) })
-}
-
 /// Boot: the root tmpfs, the initramfs unpacked into it, the standard entries, and the
 /// `fs_list=DIR` listing. Prints one summary line (Linux's "Unpacking initramfs...").
 pub fn init_root(info: &BootInfo) {
@@ -111,7 +97,7 @@ pub fn init_root(info: &BootInfo) {
     let root = ROOT.call_once(|| root_mount.root_location()).clone();
     let ctx = FsContext::new(root);
 
-    match initrd_bytes(info.initrd) {
+    match info.initrd.as_ref().and_then(Initrd::bytes) {
         Some(archive) => {
             let report = initramfs::unpack(&ctx, archive);
             let stats = &report.stats;

@@ -260,3 +260,35 @@ pub fn breakpoint() {
     // SAFETY: #BP is a trap; the handler returns to the next instruction.
     unsafe { asm!("int3", options(nomem, nostack)) };
 }
+
+/// Whether the CPU has RDRAND (CPUID leaf 1, ECX bit 30); asked once, then cached.
+pub fn has_rdrand() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    /// 0: not asked yet, 1: absent, 2: present.
+    static RDRAND: AtomicU8 = AtomicU8::new(0);
+    match RDRAND.load(Ordering::Relaxed) {
+        0 => {
+            let present = cpuid(1, 0).ecx & (1 << 30) != 0;
+            RDRAND.store(if present { 2 } else { 1 }, Ordering::Relaxed);
+            present
+        }
+        state => state == 2,
+    }
+}
+
+/// One hardware random number; `None` without RDRAND or when the generator stays exhausted
+/// for ten tries (Intel's recommended retry count).
+pub fn rdrand64() -> Option<u64> {
+    if !has_rdrand() {
+        return None;
+    }
+    for _ in 0..10 {
+        let mut value = 0u64;
+        // SAFETY: `has_rdrand` saw the CPUID bit, so the instruction exists; it writes only
+        // `value`.
+        if unsafe { core::arch::x86_64::_rdrand64_step(&mut value) } == 1 {
+            return Some(value);
+        }
+    }
+    None
+}

@@ -63,24 +63,6 @@ fn words_of(bytes: &[u8]) -> [u32; 8] {
     words
 }
 
-/// Whether CPUID leaf 1 reports RDRAND (ECX bit 30).
-fn has_rdrand() -> bool {
-    cpu::cpuid(1, 0).ecx & (1 << 30) != 0
-}
-
-/// One RDRAND result; `None` if the CPU's generator is exhausted after ten tries.
-fn rdrand64() -> Option<u64> {
-    for _ in 0..10 {
-        let mut value = 0u64;
-        // SAFETY: only called after `has_rdrand` saw the CPUID bit, so the instruction exists;
-        // it writes only `value`.
-        if unsafe { core::arch::x86_64::_rdrand64_step(&mut value) } == 1 {
-            return Some(value);
-        }
-    }
-    None
-}
-
 struct Generator {
     key: [u32; 8],
     /// Block counter; its high half is the first nonce word, so it never wraps in practice.
@@ -90,7 +72,7 @@ struct Generator {
 
 impl Generator {
     fn seeded() -> Self {
-        let rdrand = has_rdrand();
+        let rdrand = cpu::has_rdrand();
         let mut generator = Self {
             key: [0; 8],
             counter: 0,
@@ -99,7 +81,7 @@ impl Generator {
         let mut seeded_by_rdrand = rdrand;
         if rdrand {
             for pair in generator.key.chunks_exact_mut(2) {
-                match rdrand64() {
+                match cpu::rdrand64() {
                     Some(value) => {
                         pair[0] = value as u32;
                         pair[1] = (value >> 32) as u32;
@@ -144,7 +126,7 @@ impl Generator {
         self.key[6] ^= tsc as u32;
         self.key[7] ^= (tsc >> 32) as u32;
         if self.rdrand
-            && let Some(value) = rdrand64()
+            && let Some(value) = cpu::rdrand64()
         {
             self.key[0] ^= value as u32;
             self.key[1] ^= (value >> 32) as u32;
