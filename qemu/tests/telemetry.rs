@@ -211,7 +211,9 @@ fn processes_are_listed_and_a_scan_finds_no_false_leaks() {
     let deadline = std::time::Instant::now() + STEP;
     let snapshot = loop {
         let snapshot = client.request(Request::Scan, STEP).expect("a snapshot");
-        if snapshot.tasks.len() == 2 || std::time::Instant::now() > deadline {
+        // Settled: both exist and both are blocked (right after fork they are still runnable).
+        let settled = snapshot.tasks.len() == 2 && snapshot.tasks.iter().all(|t| t.state == "S");
+        if settled || std::time::Instant::now() > deadline {
             break snapshot;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -221,11 +223,9 @@ fn processes_are_listed_and_a_scan_finds_no_false_leaks() {
     assert_eq!((init.pid, init.ppid, init.comm.as_str()), (1, 0, "init"));
     let child = &snapshot.tasks[1];
     assert_eq!((child.pid, child.ppid), (2, 1));
+    // init blocks in wait4 and the child in nanosleep: both asleep, not runnable.
     assert!(
-        snapshot
-            .tasks
-            .iter()
-            .all(|t| ["R", "S"].contains(&t.state.as_str())),
+        snapshot.tasks.iter().all(|t| t.state == "S"),
         "{:?}",
         snapshot.tasks
     );

@@ -207,6 +207,23 @@ fn signals_handlers_masks_faults_and_kills() {
 }
 
 #[test]
+fn waits_with_deadlines_and_for_blocked_signals() {
+    let result = boot(&[("init", &program("timed_waits"))], "");
+    let console = &result.console;
+    for line in [
+        "sigtimedwait timeout: -1 errno=11 waited>=60ms=1",
+        "sigwaitinfo: sig=10 from child=1",
+        "sigtimedwait SIGCHLD: sig=17 pid matches=1 code=1",
+        "reaped: 1",
+        "futex timeout: -1 errno=110 waited>=40ms=1",
+        "init[1]: exited with status 0",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
     let console = &result.console;

@@ -4,7 +4,8 @@
 //! Every wait polls the screen until a deadline and fails with the last screen attached, and
 //! each test's tmux server (its own socket) is killed when the test ends, passed or failed.
 //! The kernel is built once with `cadenza_qemu::build_kernel` (set `CADENZA_KERNEL=ELF` to use a
-//! ready one); `/init` is `tests/tui_init.c`, built with `musl-gcc -static`.
+//! ready one); `/init` is `tests/tui_init.c`, built with `musl-gcc -static`, except in the shell
+//! test, which uses the TUI's default initramfs (Debian's busybox-static: init, then a shell).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -215,6 +216,62 @@ fn boots_the_kernel_and_shows_console_memory_processes_and_a_report() {
     );
     let status = std::fs::read_to_string(&status_file).unwrap_or_default();
     assert_eq!(status.trim(), "0", "cadenza-tui's exit status");
+}
+
+#[test]
+fn the_default_initramfs_gives_a_busybox_shell_that_runs_typed_commands() {
+    let busybox = Path::new(cadenza_qemu::initramfs::BUSYBOX);
+    assert!(
+        busybox.exists(),
+        "{} is missing: the default initramfs is Debian's busybox-static \
+         (apt-get install -y busybox-static; scripts/setup.sh installs it)",
+        busybox.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No --initrd: the TUI builds its default initramfs (busybox init, then a shell).
+    let command = format!(
+        "{} --kernel {} --report-dir {}",
+        quote(env!("CARGO_BIN_EXE_cadenza-tui")),
+        quote(&kernel().display().to_string()),
+        quote(&dir.path().display().to_string()),
+    );
+    let tmux = Tmux::start("shell", &command);
+    tmux.wait_for("busybox's shell prompt", BOOT, |s| {
+        s.contains("built-in shell (ash)") && s.lines().any(|l| l.contains("/ # "))
+    });
+
+    // Typing mode, a command whose output only the shell can compute, back to normal mode.
+    tmux.keys(&["i"]);
+    tmux.keys(&["echo cz-$((6*7))", "Enter"]);
+    tmux.wait_for("the command's output", STEP, |s| {
+        s.lines()
+            .any(|l| l.contains("cz-42") && !l.contains("echo"))
+    });
+    tmux.keys(&["C-]"]);
+
+    // init waits for the shell (asleep, not runnable); the shell waits for input.
+    tmux.keys(&["4"]);
+    tmux.wait_for(
+        "init and the shell, both sleeping, in the process list",
+        STEP,
+        |s| {
+            s.lines()
+                .any(|l| l.contains(" init ") && l.contains("S sleeping"))
+                && s.lines()
+                    .any(|l| l.contains(" sh ") && l.contains("S sleeping"))
+        },
+    );
+
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + STEP;
+    while tmux.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !tmux.alive(),
+        "q did not end cadenza-tui:\n{}",
+        tmux.screen()
+    );
 }
 
 #[test]

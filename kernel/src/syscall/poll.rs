@@ -32,27 +32,12 @@ fn ready(fd: i32, events: u16) -> u16 {
 /// Waits until `check` reports something ready, the deadline passes (`None`: forever), or a
 /// signal arrives.
 fn wait(deadline_ns: Option<u64>, mut check: impl FnMut() -> EResult<usize>) -> EResult<usize> {
-    match deadline_ns {
-        None => {
-            let mut count = 0;
-            task::READINESS.wait_until(|| {
-                count = check().unwrap_or(1);
-                count > 0
-            })?;
-            Ok(count)
-        }
-        Some(deadline) => loop {
-            let count = check()?;
-            if count > 0 || crate::time::now_ns() >= deadline {
-                return Ok(count);
-            }
-            if task::signal_pending() {
-                return Err(Errno::EINTR);
-            }
-            task::schedule();
-            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
-        },
-    }
+    let mut outcome = Ok(0);
+    task::READINESS.wait_until_deadline(deadline_ns, || {
+        outcome = check();
+        !matches!(outcome, Ok(0))
+    })?;
+    outcome
 }
 
 fn read_timespec(address: u64) -> EResult<Option<u64>> {

@@ -413,14 +413,10 @@ pub fn sched_yield(_: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
+/// Sleeps (state `S`) until `deadline`; `EINTR` if a signal comes first.
 fn sleep_until(deadline: u64) -> EResult<u64> {
-    while crate::time::now_ns() < deadline {
-        if task::signal_pending() {
-            return Err(Errno::EINTR);
-        }
-        task::schedule();
-        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
-    }
+    static SLEEPERS: task::WaitQueue = task::WaitQueue::new();
+    SLEEPERS.wait_until_deadline(Some(deadline), || false)?;
     Ok(0)
 }
 

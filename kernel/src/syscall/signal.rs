@@ -167,22 +167,29 @@ pub fn rt_sigtimedwait(call: &mut Call<'_>) -> EResult<u64> {
                 .saturating_add((seconds as u64).saturating_mul(1_000_000_000) + nanos as u64),
         )
     };
-    loop {
-        if let Some((signal, details)) = task::with_current(|p| p.signals.take_from(wanted))? {
+    // While it waits, the set counts as awaited: such a signal is queued even if ignored by
+    // default (SIGCHLD for busybox init) and wakes the sleeper even though it is blocked.
+    task::with_current(|p| p.signals.awaited = wanted)?;
+    let mut taken = None;
+    let waited = SIGWAIT.wait_until_deadline(deadline, || {
+        taken = task::with_current(|p| p.signals.take_from(wanted))
+            .ok()
+            .flatten();
+        taken.is_some()
+    });
+    task::with_current(|p| p.signals.awaited = 0)?;
+    match (waited?, taken) {
+        (true, Some((signal, details))) => {
             if info != 0 {
                 let target = UserSlice::new(info, 128)?;
                 let encoded = signal::Signals::encode_info(signal, &details);
                 task::with_current(|p| p.space.lock().write(target, &encoded))??;
             }
-            return Ok(u64::from(signal));
+            Ok(u64::from(signal))
         }
-        if task::signal_pending() {
-            return Err(Errno::EINTR);
-        }
-        if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
-            return Err(Errno::EAGAIN);
-        }
-        task::schedule();
-        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+        _ => Err(Errno::EAGAIN),
     }
 }
+
+/// What `rt_sigtimedwait` sleeps on; posting a signal wakes the task directly.
+static SIGWAIT: task::WaitQueue = task::WaitQueue::new();

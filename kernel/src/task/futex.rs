@@ -6,7 +6,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{Pid, SharedSpace, WaitQueue, schedule, signal_pending, with_current};
+use super::{Pid, SharedSpace, WaitQueue, with_current};
 use crate::errno::{EResult, Errno};
 use crate::mm::user::UserSlice;
 use crate::sync::IrqSpinLock;
@@ -56,21 +56,10 @@ pub fn futex_wait(address: u64, expected: u32, deadline_ns: Option<u64>) -> ERes
         unregister(pid);
         return Err(Errno::EAGAIN);
     }
-    let result = match deadline_ns {
-        None => QUEUE.wait_until(|| woken(pid)),
-        Some(deadline) => loop {
-            if woken(pid) {
-                break Ok(());
-            }
-            if crate::time::now_ns() >= deadline {
-                break Err(Errno::ETIMEDOUT);
-            }
-            if signal_pending() {
-                break Err(Errno::EINTR);
-            }
-            schedule();
-            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
-        },
+    let result = match QUEUE.wait_until_deadline(deadline_ns, || woken(pid)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Errno::ETIMEDOUT),
+        Err(error) => Err(error),
     };
     let was_woken = woken(pid);
     unregister(pid);

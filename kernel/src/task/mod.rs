@@ -340,6 +340,7 @@ fn idle() -> ! {
 /// Timer tick: the running task's slice is over.
 pub fn tick() {
     NEED_RESCHED.store(true, Ordering::Relaxed);
+    wait_queue::expire_timers();
 }
 
 /// Called on every return to user mode (system calls and traps): switch tasks if the slice is
@@ -439,11 +440,12 @@ pub fn send_signal_to(
     Ok(())
 }
 
-/// A task blocked in an interruptible wait runs again to notice a deliverable signal.
+/// A task blocked in an interruptible wait runs again to notice a deliverable signal, or one it
+/// waits for in `sigtimedwait`.
 fn wake_for_signal(scheduler: &mut Scheduler, pid: Pid) {
     if let Some(task) = scheduler.tasks.get_mut(&pid)
         && matches!(task.state, State::WaitingForChild | State::Sleeping)
-        && task.signals.has_deliverable()
+        && (task.signals.has_deliverable() || task.signals.has_awaited())
     {
         task.state = State::Runnable;
         scheduler.run_queue.push_back(pid);

@@ -166,6 +166,9 @@ pub struct Signals {
     actions: [Action; MAX_SIGNAL as usize],
     pub blocked: u64,
     pending: u64,
+    /// The set a `sigtimedwait` in progress waits for (0 otherwise): these signals are queued
+    /// even when ignored by default, and their arrival wakes the waiter.
+    pub awaited: u64,
     info: [Info; MAX_SIGNAL as usize],
 }
 
@@ -175,6 +178,7 @@ impl Default for Signals {
             actions: [Action::default(); MAX_SIGNAL as usize],
             blocked: 0,
             pending: 0,
+            awaited: 0,
             info: [Info::default(); MAX_SIGNAL as usize],
         }
     }
@@ -239,12 +243,14 @@ impl Signals {
         self.blocked = mask & !(bit(SIGKILL) | bit(SIGSTOP));
     }
 
-    /// Makes `signal` pending (unless it would be ignored anyway).
+    /// Makes `signal` pending unless it would be ignored anyway. As in Linux's `sig_ignored`,
+    /// a blocked or awaited signal is kept: its disposition may change before it is taken.
     pub fn post(&mut self, signal: u8, info: Info) {
         let action = self.action(signal);
         let ignored = action.handler == SIG_IGN
             || (action.handler == SIG_DFL && default_action(signal) == DefaultAction::Ignore);
-        if ignored && signal != SIGKILL {
+        let held = (self.blocked | self.awaited) & bit(signal) != 0;
+        if ignored && !held && signal != SIGKILL {
             return;
         }
         self.pending |= bit(signal);
@@ -285,6 +291,11 @@ impl Signals {
 
     pub fn pending_mask(&self) -> u64 {
         self.pending
+    }
+
+    /// Whether a signal the current `sigtimedwait` waits for is pending.
+    pub fn has_awaited(&self) -> bool {
+        self.pending & self.awaited != 0
     }
 
     /// Whether a signal that would interrupt a blocking call is pending.

@@ -3,8 +3,14 @@
 //! A waiter registers and marks itself sleeping under the scheduler's lock, then re-checks its
 //! condition before giving up the CPU, so a wake-up between the check and the sleep is never
 //! lost: the waker finds it sleeping and makes it runnable again.
+//!
+//! Deadlines (`nanosleep`, timed `poll`, `futex` and `sigtimedwait`) use the same mechanism: a
+//! timed waiter also registers on one kernel-wide timer queue and lowers the earliest deadline;
+//! the timer tick wakes that queue once the earliest deadline has passed, and every waiter
+//! re-checks its own. Sleepers therefore show as `S`, not `R`, and cost nothing between ticks.
 
 use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Pid, SCHEDULER, State, schedule, signal_pending};
 use crate::errno::{EResult, Errno};
@@ -49,7 +55,7 @@ impl WaitQueue {
                 crate::arch::x86_64::cpu::enable_interrupts_and_halt();
                 continue;
             }
-            self.waiters.lock().push_back(me);
+            self.register(me);
             if ready() {
                 let mut scheduler = SCHEDULER.lock();
                 if let Some(task) = scheduler.tasks.get_mut(&me)
@@ -60,6 +66,39 @@ impl WaitQueue {
                 continue;
             }
             schedule();
+        }
+    }
+
+    /// Like `wait_until`, but gives up at `deadline` (nanoseconds on `time::now_ns`):
+    /// `Ok(true)` when `ready()` held, `Ok(false)` when the deadline passed first.
+    pub fn wait_until_deadline(
+        &self,
+        deadline: Option<u64>,
+        mut ready: impl FnMut() -> bool,
+    ) -> EResult<bool> {
+        let Some(deadline) = deadline else {
+            return self.wait_until(ready).map(|()| true);
+        };
+        let mut timed_out = false;
+        self.wait_until(|| {
+            if ready() {
+                return true;
+            }
+            if crate::time::now_ns() >= deadline {
+                timed_out = true;
+                return true;
+            }
+            arm_timer(deadline);
+            false
+        })?;
+        Ok(!timed_out)
+    }
+
+    /// Adds `pid` unless it is already waiting here (a waiter woken spuriously re-registers).
+    fn register(&self, pid: Pid) {
+        let mut waiters = self.waiters.lock();
+        if !waiters.contains(&pid) {
+            waiters.push_back(pid);
         }
     }
 
@@ -78,5 +117,28 @@ impl WaitQueue {
                 scheduler.run_queue.push_back(pid);
             }
         }
+    }
+}
+
+/// Everyone waiting with a deadline.
+static TIMED_WAITERS: WaitQueue = WaitQueue::new();
+/// The earliest deadline of `TIMED_WAITERS` (`u64::MAX`: none).
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The current task wants to run again at `deadline`.
+fn arm_timer(deadline: u64) {
+    let me = SCHEDULER.lock().current;
+    if me != 0 {
+        TIMED_WAITERS.register(me);
+    }
+    NEXT_DEADLINE.fetch_min(deadline, Ordering::Relaxed);
+}
+
+/// From the timer interrupt: wakes the timed waiters once the earliest deadline has passed.
+/// Each re-arms its own deadline if it is still in the future.
+pub(super) fn expire_timers() {
+    if crate::time::now_ns() >= NEXT_DEADLINE.load(Ordering::Relaxed) {
+        NEXT_DEADLINE.store(u64::MAX, Ordering::Relaxed);
+        TIMED_WAITERS.wake_all();
     }
 }
