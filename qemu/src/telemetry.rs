@@ -177,6 +177,11 @@ pub struct Task {
     pub state: String,
     /// The executable's name (at most 15 bytes, like Linux's `comm`).
     pub comm: String,
+    /// CPU time used, in milliseconds (optional: kernels before it was added omit it).
+    pub cpu_ms: Option<u64>,
+    /// Resident user memory in KiB (optional; also absent when the kernel could not read it
+    /// without waiting for a lock).
+    pub rss_kib: Option<u64>,
 }
 
 /// One snapshot of the kernel's memory state.
@@ -357,6 +362,13 @@ impl Record<'_> {
             field: field.to_string(),
             value: value.to_string(),
         })
+    }
+
+    /// An optional number: absent is `None`, present but malformed is an error.
+    fn opt_num(&self, field: &'static str) -> Result<Option<u64>, ParseError> {
+        self.get(field)
+            .map(|value| self.number_of(field, value))
+            .transpose()
     }
 
     fn num(&self, field: &'static str) -> Result<u64, ParseError> {
@@ -601,6 +613,8 @@ impl Snapshot {
                     ppid: record.num32("ppid")?,
                     state: record.text("state")?,
                     comm: record.text("comm")?,
+                    cpu_ms: record.opt_num("cpu_ms")?,
+                    rss_kib: record.opt_num("rss_kib")?,
                 }),
                 // Forward compatibility: newer kernels may add record kinds.
                 _ => {}
@@ -900,6 +914,12 @@ impl fmt::Display for Snapshot {
                 task.pid, task.ppid, task.state
             )?;
             quoted(f, &task.comm)?;
+            if let Some(cpu_ms) = task.cpu_ms {
+                write!(f, " cpu_ms={cpu_ms}")?;
+            }
+            if let Some(rss_kib) = task.rss_kib {
+                write!(f, " rss_kib={rss_kib}")?;
+            }
             f.write_char('\n')?;
         }
         writeln!(f, "{END} seq={} records={records}", self.seq)
@@ -1124,6 +1144,8 @@ telemetry-end seq=7 records=13
             ppid: 0,
             state: "R".into(),
             comm: "init".into(),
+            cpu_ms: Some(12),
+            rss_kib: None,
         });
         snapshot.tasks_total = 1;
         snapshot.tracker.state = "off".into();

@@ -229,6 +229,14 @@ fn processes_are_listed_and_a_scan_finds_no_false_leaks() {
         "{:?}",
         snapshot.tasks
     );
+    // Both ran (CPU time is reported, possibly 0 ms) and touched user pages (resident memory).
+    for task in &snapshot.tasks {
+        assert!(task.cpu_ms.is_some(), "no cpu_ms: {task:?}");
+        assert!(
+            task.rss_kib.is_some_and(|kib| kib > 0),
+            "no rss_kib: {task:?}"
+        );
+    }
     snapshot.check_consistency().unwrap();
     assert!(snapshot.heap.objects > 0);
     let scan = snapshot.scan.as_ref().expect("a scan record");

@@ -210,6 +210,10 @@ pub enum SortKey {
     Ppid,
     Name,
     State,
+    /// CPU time used (`cpu_ms`).
+    Cpu,
+    /// Resident memory (`rss_kib`).
+    Memory,
     /// An extra field of the task records, by column index.
     Extra(usize),
 }
@@ -921,9 +925,11 @@ impl App {
                     SortKey::Pid => SortKey::Ppid,
                     SortKey::Ppid => SortKey::Name,
                     SortKey::Name => SortKey::State,
-                    SortKey::State if extra > 0 => SortKey::Extra(0),
+                    SortKey::State => SortKey::Cpu,
+                    SortKey::Cpu => SortKey::Memory,
+                    SortKey::Memory if extra > 0 => SortKey::Extra(0),
                     SortKey::Extra(i) if i + 1 < extra => SortKey::Extra(i + 1),
-                    SortKey::State | SortKey::Extra(_) => SortKey::Pid,
+                    SortKey::Memory | SortKey::Extra(_) => SortKey::Pid,
                 };
             }
             KeyCode::Char('r') => p.descending = !p.descending,
@@ -1067,6 +1073,8 @@ impl App {
                 SortKey::Ppid => a.ppid.cmp(&b.ppid),
                 SortKey::Name => a.comm.cmp(&b.comm),
                 SortKey::State => a.state.cmp(&b.state),
+                SortKey::Cpu => a.cpu_ms.cmp(&b.cpu_ms),
+                SortKey::Memory => a.rss_kib.cmp(&b.rss_kib),
                 SortKey::Extra(i) => compare_values(extra(a.pid, i), extra(b.pid, i)),
             };
             order.then(a.pid.cmp(&b.pid))
@@ -1288,12 +1296,18 @@ mod tests {
     fn sorts_processes_by_any_column() {
         let mut app = running();
         let mut snapshot = Snapshot::default();
-        for (pid, ppid, comm) in [(1, 0, "init"), (3, 1, "b"), (2, 1, "a")] {
+        for (pid, ppid, comm, cpu_ms, rss_kib) in [
+            (1, 0, "init", 30, None),
+            (3, 1, "b", 10, Some(900)),
+            (2, 1, "a", 20, Some(40)),
+        ] {
             snapshot.tasks.push(cadenza_qemu::telemetry::Task {
                 pid,
                 ppid,
                 state: "S".into(),
                 comm: comm.into(),
+                cpu_ms: Some(cpu_ms),
+                rss_kib,
             });
         }
         app.telemetry.last = Some(snapshot);
@@ -1307,6 +1321,12 @@ mod tests {
         assert_eq!(app.processes.sort, SortKey::Name);
         assert_eq!(pids(&app), [2, 3, 1]);
         app.handle_key(key(KeyCode::Char('o')));
+        app.handle_key(key(KeyCode::Char('o')));
+        assert_eq!(app.processes.sort, SortKey::Cpu);
+        assert_eq!(pids(&app), [3, 2, 1], "by cpu_ms");
+        app.handle_key(key(KeyCode::Char('o')));
+        assert_eq!(app.processes.sort, SortKey::Memory);
+        assert_eq!(pids(&app), [1, 2, 3], "by rss_kib, unknown first");
         app.handle_key(key(KeyCode::Char('o')));
         assert_eq!(app.processes.sort, SortKey::Extra(0));
         assert_eq!(pids(&app), [2, 1, 3], "numbers compare as numbers");

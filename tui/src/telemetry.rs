@@ -237,7 +237,7 @@ fn signed_diff(now: u64, then: u64) -> i64 {
 
 /// Fields of `task` records beyond the four the parser knows, by pid, in record order.
 pub fn extra_task_fields(raw: &str) -> HashMap<u32, Vec<(String, String)>> {
-    const KNOWN: [&str; 4] = ["pid", "ppid", "state", "comm"];
+    const KNOWN: [&str; 6] = ["pid", "ppid", "state", "comm", "cpu_ms", "rss_kib"];
     let mut out = HashMap::new();
     for line in raw.lines() {
         let line = line.strip_suffix('\r').unwrap_or(line);

@@ -251,14 +251,17 @@ fn the_default_initramfs_gives_a_busybox_shell_that_runs_typed_commands() {
 
     // init waits for the shell (asleep, not runnable); the shell waits for input.
     tmux.keys(&["4"]);
+    // Their resident memory comes from the kernel's task records.
+    let sleeping_with_memory =
+        |l: &str| l.contains("S sleeping") && (l.contains(" KiB") || l.contains(" MiB"));
     tmux.wait_for(
-        "init and the shell, both sleeping, in the process list",
+        "init and the shell, both sleeping, with memory, in the process list",
         STEP,
         |s| {
             s.lines()
-                .any(|l| l.contains(" init ") && l.contains("S sleeping"))
+                .any(|l| l.contains(" init ") && sleeping_with_memory(l))
                 && s.lines()
-                    .any(|l| l.contains(" sh ") && l.contains("S sleeping"))
+                    .any(|l| l.contains(" sh ") && sleeping_with_memory(l))
         },
     );
 

@@ -295,13 +295,20 @@ fn processes_pane_sorted_by_name_descending() {
 }
 
 #[test]
-fn processes_pane_shows_fields_a_newer_kernel_adds() {
+fn processes_pane_shows_cpu_time_memory_and_fields_a_newer_kernel_adds() {
     let mut app = live();
     app.tab = Tab::Processes;
-    let raw = SNAPSHOT.replace(
-        "comm=\"init\"\ntask pid=2",
-        "comm=\"init\" rss_kib=40 cpu_ms=12\ntask pid=2",
-    );
+    // pid 1: CPU time and memory, plus a field this TUI does not know (a generic column);
+    // pid 2: CPU time only (memory unreadable at that instant); pid 3: neither.
+    let raw = SNAPSHOT
+        .replace(
+            "comm=\"init\"\ntask pid=2",
+            "comm=\"init\" cpu_ms=61234 rss_kib=2048 nr_threads=1\ntask pid=2",
+        )
+        .replace(
+            "state=R comm=\"init\"\n",
+            "state=R comm=\"init\" cpu_ms=12\n",
+        );
     app.on_telemetry(TelemetryEvent::Snapshot {
         snapshot: Box::new(Snapshot::parse(&raw).expect("parses")),
         raw,

@@ -101,11 +101,26 @@ pub struct Process {
     pub fs_base: u64,
     pub clear_child_tid: u64,
     pub start_ns: u64,
+    /// CPU time used before the current run (accounted when it switches away).
+    cpu_ns: u64,
+    /// When it last started running.
+    ran_since: u64,
     kernel_stack: KernelStack,
     kernel_rsp: u64,
     fpu: Box<FpuState>,
     /// Where a new task enters user mode the first time.
     entry_frame: TrapFrame,
+}
+
+impl Process {
+    /// CPU time used so far (user and kernel), including the current run if it is running.
+    pub fn cpu_time_ns(&self, now: u64) -> u64 {
+        if self.state == State::Running {
+            self.cpu_ns + now.saturating_sub(self.ran_since)
+        } else {
+            self.cpu_ns
+        }
+    }
 }
 
 struct Scheduler {
@@ -270,6 +285,8 @@ fn new_process(
         fs_base: 0,
         clear_child_tid: 0,
         start_ns: crate::time::now_ns(),
+        cpu_ns: 0,
+        ran_since: 0,
         kernel_stack,
         kernel_rsp,
         fpu,
@@ -554,9 +571,11 @@ pub fn schedule() {
             }
             return;
         }
-        // Save the outgoing task's FPU state, load the incoming one's world.
+        // Save the outgoing task's FPU state and CPU time, load the incoming one's world.
+        let now = crate::time::now_ns();
         if let Some(task) = scheduler.tasks.get_mut(&current) {
             task.fpu.save();
+            task.cpu_ns += now.saturating_sub(task.ran_since);
         }
         let exited_thread = scheduler
             .tasks
@@ -576,6 +595,7 @@ pub fn schedule() {
         let load = match scheduler.tasks.get_mut(&next) {
             Some(task) => {
                 task.state = State::Running;
+                task.ran_since = now;
                 task.space.lock().activate();
                 usermode::set_kernel_stack(task.kernel_stack.top());
                 usermode::set_user_fs_base(task.fs_base);

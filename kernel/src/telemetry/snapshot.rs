@@ -29,6 +29,9 @@ struct TaskInfo {
     state: char,
     comm: [u8; 16],
     comm_len: usize,
+    cpu_ms: u64,
+    /// Resident user memory; `None` if the address space was locked by the interrupted code.
+    rss_kib: Option<u64>,
 }
 
 impl TaskInfo {
@@ -111,6 +114,7 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
     });
     let mut tasks = [TaskInfo::default(); MAX_TASKS];
     let (mut task_count, mut task_total) = (0, 0);
+    let now = crate::time::now_ns();
     crate::task::for_each_process(|process| {
         task_total += 1;
         if task_count < MAX_TASKS {
@@ -125,6 +129,12 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
                 ppid: process.ppid,
                 state: process.state.letter(),
                 comm_len: len,
+                cpu_ms: process.cpu_time_ns(now) / 1_000_000,
+                // Never wait for a lock here: this runs in the telemetry interrupt.
+                rss_kib: process
+                    .space
+                    .try_lock()
+                    .map(|space| space.resident_pages as u64 * 4),
                 ..TaskInfo::default()
             };
             task.comm[..len].copy_from_slice(&name.as_bytes()[..len]);
@@ -268,7 +278,11 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
             task.pid, task.ppid, task.state
         )?;
         Escaped(&mut w).write_str(task.comm())?;
-        writeln!(w, "\"")?;
+        write!(w, "\" cpu_ms={}", task.cpu_ms)?;
+        if let Some(rss_kib) = task.rss_kib {
+            write!(w, " rss_kib={rss_kib}")?;
+        }
+        writeln!(w)?;
     }
     let records = w.lines;
     writeln!(out, "telemetry-end seq={seq} records={records}")

@@ -59,7 +59,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     } else {
         "▲"
     };
-    let mut names: Vec<String> = ["PID", "PPID", "NAME", "STATE"]
+    let mut names: Vec<String> = ["PID", "PPID", "NAME", "STATE", "CPU TIME", "MEMORY"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -69,14 +69,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         SortKey::Ppid => 1,
         SortKey::Name => 2,
         SortKey::State => 3,
-        SortKey::Extra(i) => 4 + i,
+        SortKey::Cpu => 4,
+        SortKey::Memory => 5,
+        SortKey::Extra(i) => 6 + i,
     };
     if let Some(name) = names.get_mut(sorted) {
         name.push_str(arrow);
-    }
-    if extras.is_empty() {
-        names.push("CPU TIME".into());
-        names.push("MEMORY".into());
     }
     let header = Row::new(names).style(Style::new().fg(Color::Gray).bold());
     let rows: Vec<Row<'_>> = tasks
@@ -87,6 +85,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 task.ppid.to_string(),
                 task.comm.clone(),
                 state_name(&task.state),
+                task.cpu_ms.map_or_else(|| "n/a".into(), cpu_time),
+                task.rss_kib.map_or_else(|| "n/a".into(), memory),
             ];
             let fields = app.telemetry.extras.get(&task.pid);
             for column in &extras {
@@ -96,10 +96,6 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                         .map_or_else(|| "—".to_string(), |(_, v)| v.clone()),
                 );
             }
-            if extras.is_empty() {
-                cells.push("n/a".into());
-                cells.push("n/a".into());
-            }
             Row::new(cells)
         })
         .collect();
@@ -108,12 +104,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Constraint::Length(7),
         Constraint::Length(17),
         Constraint::Length(13),
+        Constraint::Length(10),
+        Constraint::Length(10),
     ];
     widths.extend(extras.iter().map(|_| Constraint::Length(14)));
-    if extras.is_empty() {
-        widths.push(Constraint::Length(10));
-        widths.push(Constraint::Length(10));
-    }
     let shown = if snapshot.tasks_total > snapshot.tasks.len() as u64 {
         format!(
             " Processes: {} of {} (snapshot {}) ",
@@ -160,14 +154,22 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         lines.push(Line::from(vec![label("reported"), Span::raw(text)]));
     }
     let missing = Style::new().fg(Color::DarkGray);
-    if extras.is_empty() {
-        lines.push(Line::from(vec![
+    match (task.cpu_ms, task.rss_kib) {
+        (None, None) => lines.push(Line::from(vec![
             label("cpu time, memory"),
             Span::styled(
                 "not in this kernel's telemetry (task records carry pid, ppid, state, comm)",
                 missing,
             ),
-        ]));
+        ])),
+        (cpu_ms, rss_kib) => lines.push(Line::from(vec![
+            label("cpu time, memory"),
+            Span::raw(format!(
+                "{} on the CPU · {} resident",
+                cpu_ms.map_or_else(|| "n/a".into(), cpu_time),
+                rss_kib.map_or_else(|| "n/a".into(), memory)
+            )),
+        ])),
     }
     lines.push(Line::from(vec![
         label("memory map"),
@@ -189,6 +191,24 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .wrap(Wrap { trim: true }),
         detail_area,
     );
+}
+
+/// `cpu_ms` as `ps` would show it: milliseconds, then seconds, then minutes.
+fn cpu_time(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.2} s", ms as f64 / 1000.0),
+        _ => format!("{}:{:02} min", ms / 60_000, (ms / 1000) % 60),
+    }
+}
+
+/// `rss_kib` in KiB up to a MiB, then MiB.
+fn memory(kib: u64) -> String {
+    if kib < 1024 {
+        format!("{kib} KiB")
+    } else {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    }
 }
 
 fn state_name(letter: &str) -> String {

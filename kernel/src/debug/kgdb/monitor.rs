@@ -51,7 +51,11 @@ fn ps(out: &mut dyn Write) {
             p.pid,
             p.ppid,
             p.state.letter(),
-            p.space.lock().resident_pages * 4,
+            // The kernel may have stopped inside this lock: never wait for it here.
+            p.space.try_lock().map_or_else(
+                || "?".into(),
+                |space| alloc::format!("{}", space.resident_pages * 4)
+            ),
             elapsed_ms / 1000,
             (elapsed_ms % 1000) / 10,
             p.name
