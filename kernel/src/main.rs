@@ -264,8 +264,15 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
 /// Returns only if there is none or it cannot be run.
 fn start_init(cmdline: &boot::Cmdline) {
     let path = cmdline.get("init").unwrap_or("/init");
-    let image = match exec::read_executable(path) {
-        Ok(image) => image,
+    let mut argv = alloc::vec![path];
+    argv.extend(cmdline.init_args());
+    let program = match exec::resolve(path, &argv) {
+        Ok(program) => program,
+        // ENOENT for an existing file means its `#!` interpreter is missing.
+        Err(errno::Errno::ENOENT) if exec::read_executable(path).is_ok() => {
+            kprintln!("init: cannot run {path}: its #! interpreter does not exist");
+            return;
+        }
         Err(errno::Errno::ENOENT) => {
             kprintln!("init: no {path} in the initramfs");
             return;
@@ -275,12 +282,9 @@ fn start_init(cmdline: &boot::Cmdline) {
             return;
         }
     };
-    let mut argv = alloc::vec![path];
-    argv.extend(cmdline.init_args());
     let error = task::start_init(
         path,
-        &image,
-        &argv,
+        program,
         &["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"],
     );
     kprintln!("init: cannot run {path}: {error}");

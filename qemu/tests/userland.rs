@@ -143,18 +143,27 @@ fn a_faulting_program_is_killed_not_the_kernel() {
 #[test]
 fn bad_executables_and_missing_init_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("script");
-    std::fs::write(&script, "#!/bin/sh\necho not for us\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let result = boot(&[("init", &script)], "");
-    assert!(
-        result
-            .console
-            .contains("init: cannot run /init: ENOEXEC (8)"),
-        "{}",
-        result.console
-    );
-    assert_eq!(result.exit, GuestExit::Clean);
+    let write_script = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    // A script whose interpreter is not there, and one with an empty `#!` line.
+    for (text, expected) in [
+        (
+            "#!/bin/sh\necho not for us\n",
+            "init: cannot run /init: its #! interpreter does not exist",
+        ),
+        ("#!\n", "init: cannot run /init: ENOEXEC (8)"),
+        ("not an executable\n", "init: cannot run /init: ENOEXEC (8)"),
+    ] {
+        let script = write_script("script", text);
+        let result = boot(&[("init", &script)], "");
+        assert!(result.console.contains(expected), "{}", result.console);
+        assert_eq!(result.exit, GuestExit::Clean);
+    }
 
     let missing = boot(&[("init", &program("hello"))], "init=/sbin/nothing");
     assert!(
@@ -359,7 +368,8 @@ fn busybox_root(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(tree.join("bin")).unwrap();
     std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true",
+        "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
+        "printf",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -390,6 +400,22 @@ fn debians_busybox_shell_runs_commands() {
         ("echo one two three | wc -w", "3"),
         ("ls /bin | grep -c busybox", "1"),
         ("false || echo status-$?", "status-1"),
+        // `#!` scripts: the interpreter gets its optional argument, the script's path and the
+        // arguments; a missing interpreter is ENOENT (the shell's 127), a bare `#!` ENOEXEC.
+        (
+            "printf '#!/bin/sh -e\\necho script: $0 $*\\n' > /tmp/s && chmod +x /tmp/s && /tmp/s a b",
+            "script: /tmp/s a b",
+        ),
+        // Only a real interpreter exec prints this: on ENOEXEC ash would run the file itself,
+        // where the `#!` line is a comment.
+        (
+            "printf '#!/bin/echo hello\\n' > /tmp/e && chmod +x /tmp/e && /tmp/e x",
+            "hello /tmp/e x",
+        ),
+        (
+            "printf '#!/bin/nothing\\n' > /tmp/bad && chmod +x /tmp/bad; /tmp/bad; echo rc-$?",
+            "rc-127",
+        ),
     ] {
         qemu.send(format!("{command}\r").as_bytes()).unwrap();
         at = qemu

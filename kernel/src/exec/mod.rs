@@ -1,12 +1,17 @@
 //! Turning an executable file into a runnable user context (`execve`'s core).
+//!
+//! Two formats, as Linux's `binfmt_elf` and `binfmt_script`: ELF images are loaded; a file
+//! starting with `#!` names an interpreter, which is run with the script's path as an argument
+//! (so shell scripts, including init scripts, run like on Linux).
 
 pub mod elf;
 
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::arch::x86_64::usermode;
-use crate::errno::EResult;
+use crate::errno::{EResult, Errno};
 use crate::mm::user::AddressSpace;
 
 /// A freshly loaded program: its address space and the user context to start it in.
@@ -59,3 +64,91 @@ pub fn read_executable(path: &str) -> EResult<Vec<u8>> {
         };
     crate::fs::vfs::open_exec(&context, &creds, crate::fs::At::Cwd, path)?.read_all()
 }
+
+/// What to load for `execve(path, argv)`: the ELF image, and `argv` as the program sees it.
+#[derive(Debug)]
+pub struct Executable {
+    pub image: Vec<u8>,
+    pub argv: Vec<String>,
+}
+
+/// Linux's limits: the `#!` line is read from the first 256 bytes (`BINPRM_BUF_SIZE`), and an
+/// interpreter may itself be a script at most 4 levels deep (`BINPRM_MAX_RECURSION`).
+const SCRIPT_LINE_MAX: usize = 256;
+const SCRIPT_DEPTH_MAX: usize = 4;
+
+/// Reads `path` and follows `#!` lines to an ELF image. A script's interpreter gets
+/// `[interpreter, optional argument, path, argv[1..]]`, as in Linux (the rest of the line after
+/// the interpreter is one argument). Errors: those of opening the files, `ENOEXEC` for an empty
+/// or overlong `#!` line, `ELOOP` past 4 levels.
+pub fn resolve(path: &str, argv: &[&str]) -> EResult<Executable> {
+    let mut path = path.to_string();
+    let mut argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    for _ in 0..=SCRIPT_DEPTH_MAX {
+        let image = read_executable(&path)?;
+        let Some((interpreter, argument)) = parse_script_line(&image)? else {
+            return Ok(Executable { image, argv });
+        };
+        let mut next = Vec::with_capacity(argv.len() + 2);
+        next.push(interpreter.clone());
+        next.extend(argument);
+        next.push(path);
+        next.extend(argv.into_iter().skip(1));
+        argv = next;
+        path = interpreter;
+    }
+    Err(Errno::ELOOP)
+}
+
+/// `Some((interpreter, argument))` for a file starting with `#!`, `None` for anything else.
+fn parse_script_line(image: &[u8]) -> EResult<Option<(String, Option<String>)>> {
+    let Some(rest) = image.strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let window = &rest[..rest.len().min(SCRIPT_LINE_MAX - 2)];
+    let line = match window.iter().position(|&b| b == b'\n') {
+        Some(end) => &window[..end],
+        // No newline within the limit: Linux accepts it only if the file ends there.
+        None if rest.len() <= window.len() => window,
+        None => return Err(Errno::ENOEXEC),
+    };
+    let line = core::str::from_utf8(line).map_err(|_| Errno::ENOEXEC)?;
+    let line = line.trim_matches([' ', '\t', '\r']);
+    let (interpreter, argument) = match line.find([' ', '\t']) {
+        Some(split) => (
+            &line[..split],
+            Some(line[split..].trim_matches([' ', '\t'])),
+        ),
+        None => (line, None),
+    };
+    if interpreter.is_empty() {
+        return Err(Errno::ENOEXEC);
+    }
+    Ok(Some((
+        interpreter.to_string(),
+        argument.filter(|a| !a.is_empty()).map(str::to_string),
+    )))
+}
+
+crate::kernel_test!(script_lines_parse_like_linux, {
+    let parse = |text: &[u8]| parse_script_line(text);
+    crate::check_eq!(parse(b"\x7fELF....").ok(), Some(None));
+    crate::check_eq!(
+        parse(b"#!/bin/sh\necho hi\n").ok(),
+        Some(Some(("/bin/sh".to_string(), None)))
+    );
+    crate::check_eq!(
+        parse(b"#! /bin/sh  -e -x \r\n").ok(),
+        Some(Some(("/bin/sh".to_string(), Some("-e -x".to_string()))))
+    );
+    crate::check_eq!(
+        parse(b"#!/bin/sh").ok(),
+        Some(Some(("/bin/sh".to_string(), None)))
+    );
+    crate::check_eq!(parse(b"#!\n").err(), Some(Errno::ENOEXEC));
+    crate::check_eq!(parse(b"#!   \n").err(), Some(Errno::ENOEXEC));
+    let mut long = alloc::vec![b'#', b'!', b'/'];
+    long.extend(core::iter::repeat_n(b'x', 300));
+    long.push(b'\n');
+    crate::check_eq!(parse(&long).err(), Some(Errno::ENOEXEC));
+});

@@ -401,10 +401,11 @@ pub fn execve(call: &mut Call<'_>) -> EResult<u64> {
     let path = task::with_current(|p| p.space.lock().read_c_string(path, 4096))??;
     let argv = read_string_array(argv)?;
     let envp = read_string_array(envp)?;
-    let image = crate::exec::read_executable(&path)?;
     let argv: alloc::vec::Vec<&str> = argv.iter().map(|s| s.as_str()).collect();
+    let program = crate::exec::resolve(&path, &argv)?;
+    let argv: alloc::vec::Vec<&str> = program.argv.iter().map(|s| s.as_str()).collect();
     let envp: alloc::vec::Vec<&str> = envp.iter().map(|s| s.as_str()).collect();
-    task::exec(&path, &image, &argv, &envp, call.frame)?;
+    task::exec(&path, &program.image, &argv, &envp, call.frame)?;
     Ok(0)
 }
 

@@ -296,8 +296,15 @@ fn new_process(
 
 /// Loads `image` as pid 1 and turns the boot context into the idle task; returns only if the
 /// program could not be loaded.
-pub fn start_init(path: &str, image: &[u8], argv: &[&str], envp: &[&str]) -> Errno {
-    let Program { space, frame } = match exec::load_program(image, argv, envp) {
+pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Errno {
+    let loaded = {
+        let argv: alloc::vec::Vec<&str> = executable.argv.iter().map(String::as_str).collect();
+        exec::load_program(&executable.image, &argv, envp)
+    };
+    // The image and arguments are in init's address space now. This boot context never
+    // returns (it becomes the idle loop), so anything it still owns would stay allocated.
+    drop(executable);
+    let Program { space, frame } = match loaded {
         Ok(program) => program,
         Err(error) => return error,
     };
