@@ -35,20 +35,10 @@ pub fn load_program(image: &[u8], argv: &[&str], envp: &[&str]) -> EResult<Progr
     })
 }
 
-/// AT_RANDOM bytes (stack canaries, pointer guards): from the TSC until the random device
-/// exists.
+/// AT_RANDOM bytes (stack canaries, pointer guards): from the kernel's generator, the same
+/// one behind `getrandom` and `/dev/urandom`.
 fn fill_random(out: &mut [u8]) {
-    let mut state = crate::arch::x86_64::cpu::rdtsc() | 1;
-    let bytes: Vec<u8> = (0..out.len())
-        .map(|_| {
-            // xorshift64*
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect();
-    out.copy_from_slice(&bytes);
+    crate::fs::dev::random::fill(out);
 }
 
 /// The bytes of an executable file, as the current process sees the path (its root, working
