@@ -446,3 +446,51 @@ fn debians_busybox_shell_runs_commands() {
     );
     assert_eq!(result.exit, GuestExit::Clean);
 }
+
+#[test]
+fn sysrq_trigger_crashes_the_kernel_from_userspace_like_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(busybox_root(dir.path()));
+    config.append = "console=ttyS0 init=/bin/sh".into();
+    let mut qemu = config.spawn().unwrap();
+    let step = Duration::from_secs(60);
+    let mut at = qemu
+        .wait_for_console("/ # ", 0, step)
+        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    for (command, expected) in [
+        ("echo h > /proc/sysrq-trigger", "sysrq: HELP : crash(c)"),
+        // Write-only, as on Linux.
+        ("cat /proc/sysrq-trigger; echo rc-$?", "rc-1"),
+    ] {
+        qemu.send(format!("{command}\r").as_bytes()).unwrap();
+        at = qemu
+            .wait_for_console(expected, at, step)
+            .unwrap_or_else(|| panic!("{command:?}: no {expected:?}:\n{}", qemu.console()));
+        at = qemu
+            .wait_for_console("/ # ", at, step)
+            .expect("prompt again");
+    }
+    qemu.send(b"echo c > /proc/sysrq-trigger\r").unwrap();
+    let result = qemu.wait(Some(step)).unwrap();
+    assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
+    for line in [
+        "sysrq: Trigger a crash",
+        "sysrq triggered crash",
+        "kernel::debug::sysrq::crash+0x",
+    ] {
+        assert!(
+            result.console.contains(line),
+            "{line:?}:\n{}",
+            result.console
+        );
+    }
+    // The host symbolizer turns the report into source lines.
+    let symbolizer = symbols::symbolizer::Symbolizer::open(kernel()).expect("DWARF");
+    let annotated = symbols::Annotator::new(&symbolizer, symbols::AnnotateOptions { context: 0 })
+        .annotate_str(&result.console);
+    assert!(
+        annotated.contains("kernel/src/debug/sysrq.rs"),
+        "{annotated}"
+    );
+}

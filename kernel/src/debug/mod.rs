@@ -5,3 +5,4 @@ pub mod crash;
 pub mod kallsyms;
 pub mod kgdb;
 pub mod panic_report;
+pub mod sysrq;

@@ -547,7 +547,7 @@ impl Unpacker<'_> {
 
 /// The device nodes every root file system gets (Documentation/admin-guide/devices.txt),
 /// matching the host launcher's `standard_device_nodes`.
-pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 9] = [
+pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 10] = [
     ("/dev/console", 5, 1, 0o600),
     ("/dev/tty", 5, 0, 0o666),
     ("/dev/null", 1, 3, 0o666),
@@ -557,6 +557,13 @@ pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 9] = [
     ("/dev/urandom", 1, 9, 0o666),
     ("/dev/ttyS0", 4, 64, 0o660),
     ("/dev/ttyS1", 4, 65, 0o660),
+    // Until procfs exists (see `debug::sysrq`).
+    (
+        "/proc/sysrq-trigger",
+        crate::debug::sysrq::MAJOR,
+        crate::debug::sysrq::MINOR,
+        0o200,
+    ),
 ];
 
 /// The directories every root file system gets.

@@ -166,5 +166,6 @@ pub fn init() {
         ) {
             crate::kprintln!("dev: cannot register random: {error}");
         }
+        crate::debug::sysrq::init();
     });
 }
