@@ -378,17 +378,45 @@ fn busybox_root(dir: &Path) -> PathBuf {
     archive
 }
 
+/// Debian's busybox shell as init, at its first prompt: (QEMU, console offset after it).
+fn busybox_shell(dir: &Path) -> (cadenza_qemu::Running, usize) {
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(busybox_root(dir));
+    config.append = "console=ttyS0 init=/bin/sh".into();
+    let qemu = config.spawn().unwrap();
+    let at = qemu
+        .wait_for_console("/ # ", 0, SHELL_STEP)
+        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    (qemu, at)
+}
+
+const SHELL_STEP: Duration = Duration::from_secs(60);
+
+/// Types `command` at the prompt, waits for `expected` and the next prompt; returns the console
+/// offset after that prompt.
+fn shell_command(
+    qemu: &mut cadenza_qemu::Running,
+    at: usize,
+    command: &str,
+    expected: &str,
+) -> usize {
+    qemu.send(format!("{command}\r").as_bytes()).unwrap();
+    let at = qemu
+        .wait_for_console(expected, at, SHELL_STEP)
+        .unwrap_or_else(|| {
+            panic!(
+                "{command:?} did not print {expected:?}:\n{}",
+                qemu.console()
+            )
+        });
+    qemu.wait_for_console("/ # ", at, SHELL_STEP)
+        .expect("prompt again")
+}
+
 #[test]
 fn debians_busybox_shell_runs_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = QemuConfig::new(kernel());
-    config.initrd = Some(busybox_root(dir.path()));
-    config.append = "console=ttyS0 init=/bin/sh".into();
-    let mut qemu = config.spawn().unwrap();
-    let step = Duration::from_secs(60);
-    let mut at = qemu
-        .wait_for_console("/ # ", 0, step)
-        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    let (mut qemu, mut at) = busybox_shell(dir.path());
     for (command, expected) in [
         ("echo hello from busybox", "hello from busybox"),
         ("uname -sm", "Linux x86_64"),
@@ -417,21 +445,10 @@ fn debians_busybox_shell_runs_commands() {
             "rc-127",
         ),
     ] {
-        qemu.send(format!("{command}\r").as_bytes()).unwrap();
-        at = qemu
-            .wait_for_console(&format!("{expected}\r\n"), at, step)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{command:?} did not print {expected:?}:\n{}",
-                    qemu.console()
-                )
-            });
-        at = qemu
-            .wait_for_console("/ # ", at, step)
-            .expect("prompt again");
+        at = shell_command(&mut qemu, at, command, &format!("{expected}\r\n"));
     }
     qemu.send(b"exit\r").unwrap();
-    let result = qemu.wait(Some(step)).unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
     assert!(
         result.console.contains("sh[1]: exited with status 0"),
         "{}",
@@ -450,29 +467,16 @@ fn debians_busybox_shell_runs_commands() {
 #[test]
 fn sysrq_trigger_crashes_the_kernel_from_userspace_like_linux() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = QemuConfig::new(kernel());
-    config.initrd = Some(busybox_root(dir.path()));
-    config.append = "console=ttyS0 init=/bin/sh".into();
-    let mut qemu = config.spawn().unwrap();
-    let step = Duration::from_secs(60);
-    let mut at = qemu
-        .wait_for_console("/ # ", 0, step)
-        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    let (mut qemu, mut at) = busybox_shell(dir.path());
     for (command, expected) in [
         ("echo h > /proc/sysrq-trigger", "sysrq: HELP : crash(c)"),
         // Write-only, as on Linux.
         ("cat /proc/sysrq-trigger; echo rc-$?", "rc-1"),
     ] {
-        qemu.send(format!("{command}\r").as_bytes()).unwrap();
-        at = qemu
-            .wait_for_console(expected, at, step)
-            .unwrap_or_else(|| panic!("{command:?}: no {expected:?}:\n{}", qemu.console()));
-        at = qemu
-            .wait_for_console("/ # ", at, step)
-            .expect("prompt again");
+        at = shell_command(&mut qemu, at, command, expected);
     }
     qemu.send(b"echo c > /proc/sysrq-trigger\r").unwrap();
-    let result = qemu.wait(Some(step)).unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
     assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
     for line in [
         "sysrq: Trigger a crash",

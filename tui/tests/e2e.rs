@@ -119,6 +119,22 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Presses `q` and waits until cadenza-tui (and with it the session) has ended.
+    fn quit(&self) {
+        self.keys(&["q"]);
+        let deadline = Instant::now() + STEP;
+        while self.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            !self.alive(),
+            "q did not end cadenza-tui:\n{}",
+            self.screen()
+        );
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
@@ -204,16 +220,7 @@ fn boots_the_kernel_and_shows_console_memory_processes_and_a_report() {
         );
     }
 
-    tmux.keys(&["q"]);
-    let deadline = Instant::now() + STEP;
-    while tmux.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        !tmux.alive(),
-        "q did not end cadenza-tui:\n{}",
-        tmux.screen()
-    );
+    tmux.quit();
     let status = std::fs::read_to_string(&status_file).unwrap_or_default();
     assert_eq!(status.trim(), "0", "cadenza-tui's exit status");
 }
@@ -265,16 +272,7 @@ fn the_default_initramfs_gives_a_busybox_shell_that_runs_typed_commands() {
         },
     );
 
-    tmux.keys(&["q"]);
-    let deadline = Instant::now() + STEP;
-    while tmux.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        !tmux.alive(),
-        "q did not end cadenza-tui:\n{}",
-        tmux.screen()
-    );
+    tmux.quit();
 }
 
 #[test]
