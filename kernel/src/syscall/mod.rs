@@ -11,6 +11,7 @@ mod names;
 mod poll;
 mod process;
 mod signal;
+mod time_arg;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -8,6 +8,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::Call;
+use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
 use crate::mm::user::UserSlice;
 use crate::task;
@@ -38,25 +39,6 @@ fn wait(deadline_ns: Option<u64>, mut check: impl FnMut() -> EResult<usize>) -> 
         !matches!(outcome, Ok(0))
     })?;
     outcome
-}
-
-fn read_timespec(address: u64) -> EResult<Option<u64>> {
-    if address == 0 {
-        return Ok(None);
-    }
-    let mut bytes = [0u8; 16];
-    let source = UserSlice::new(address, 16)?;
-    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
-    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
-    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Some(
-        (seconds as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(nanos as u64),
-    ))
 }
 
 fn poll_fds(address: u64, count: u64, deadline: Option<u64>) -> EResult<u64> {
@@ -108,7 +90,7 @@ pub fn poll(call: &mut Call<'_>) -> EResult<u64> {
 
 pub fn ppoll(call: &mut Call<'_>) -> EResult<u64> {
     let [fds, count, timeout, _sigmask, _sigsetsize, ..] = call.args.0;
-    let deadline = read_timespec(timeout)?.map(|ns| crate::time::now_ns().saturating_add(ns));
+    let deadline = time_arg::deadline(timeout, Format::Timespec)?;
     poll_fds(fds, count, deadline)
 }
 
@@ -166,28 +148,12 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
 
 pub fn select(call: &mut Call<'_>) -> EResult<u64> {
     let [nfds, reads, writes, excepts, timeout, ..] = call.args.0;
-    // `struct timeval`: seconds and microseconds.
-    let deadline =
-        if timeout == 0 {
-            None
-        } else {
-            let mut bytes = [0u8; 16];
-            let source = UserSlice::new(timeout, 16)?;
-            task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-            let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
-            let micros = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
-            if seconds < 0 || !(0..1_000_000).contains(&micros) {
-                return Err(Errno::EINVAL);
-            }
-            Some(crate::time::now_ns().saturating_add(
-                (seconds as u64).saturating_mul(1_000_000_000) + micros as u64 * 1000,
-            ))
-        };
+    let deadline = time_arg::deadline(timeout, Format::Timeval)?;
     select_sets([nfds, reads, writes, excepts], deadline)
 }
 
 pub fn pselect6(call: &mut Call<'_>) -> EResult<u64> {
     let [nfds, reads, writes, excepts, timeout, _sigmask] = call.args.0;
-    let deadline = read_timespec(timeout)?.map(|ns| crate::time::now_ns().saturating_add(ns));
+    let deadline = time_arg::deadline(timeout, Format::Timespec)?;
     select_sets([nfds, reads, writes, excepts], deadline)
 }

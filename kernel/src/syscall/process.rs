@@ -3,6 +3,7 @@
 use alloc::vec;
 
 use super::Call;
+use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
 use crate::mm::user::{Protection, RegionKind, UserSlice};
 use crate::task::{self, ExitStatus};
@@ -96,22 +97,7 @@ pub fn futex(call: &mut Call<'_>) -> EResult<u64> {
     let [address, op, value, timeout, ..] = call.args.0;
     match op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) {
         FUTEX_WAIT => {
-            let deadline =
-                if timeout == 0 {
-                    None
-                } else {
-                    let mut bytes = [0u8; 16];
-                    let source = UserSlice::new(timeout, 16)?;
-                    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-                    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8"));
-                    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8"));
-                    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
-                        return Err(Errno::EINVAL);
-                    }
-                    Some(crate::time::now_ns().saturating_add(
-                        (seconds as u64).saturating_mul(1_000_000_000) + nanos as u64,
-                    ))
-                };
+            let deadline = time_arg::deadline(timeout, Format::Timespec)?;
             task::futex_wait(address, value as u32, deadline)?;
             Ok(0)
         }
@@ -421,22 +407,8 @@ fn sleep_until(deadline: u64) -> EResult<u64> {
     Ok(0)
 }
 
-fn read_duration(address: u64) -> EResult<u64> {
-    let mut bytes = [0u8; 16];
-    let source = UserSlice::new(address, 16)?;
-    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let nanos = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
-    if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
-        return Err(Errno::EINVAL);
-    }
-    Ok((seconds as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nanos as u64))
-}
-
 pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let duration = read_duration(call.args.0[0])?;
+    let duration = time_arg::duration(call.args.0[0], Format::Timespec)?;
     sleep_until(crate::time::now_ns().saturating_add(duration))
 }
 
@@ -449,7 +421,7 @@ pub fn clock_nanosleep(call: &mut Call<'_>) -> EResult<u64> {
     if clock > 7 || flags & !TIMER_ABSTIME != 0 {
         return Err(Errno::EINVAL);
     }
-    let value = read_duration(request)?;
+    let value = time_arg::duration(request, Format::Timespec)?;
     let deadline = if flags & TIMER_ABSTIME != 0 {
         value
     } else {

@@ -1,6 +1,7 @@
 //! Signal system calls: dispositions, masks, sending, and returning from handlers.
 
 use super::Call;
+use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
 use crate::mm::user::UserSlice;
 use crate::task::{self, signal};
@@ -151,22 +152,7 @@ pub fn rt_sigtimedwait(call: &mut Call<'_>) -> EResult<u64> {
     let source = UserSlice::new(set, 8)?;
     task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     let wanted = u64::from_le_bytes(bytes);
-    let deadline = if timeout == 0 {
-        None
-    } else {
-        let mut raw = [0u8; 16];
-        let source = UserSlice::new(timeout, 16)?;
-        task::with_current(|p| p.space.lock().read(source, &mut raw))??;
-        let seconds = i64::from_le_bytes(raw[..8].try_into().expect("8"));
-        let nanos = i64::from_le_bytes(raw[8..].try_into().expect("8"));
-        if seconds < 0 || !(0..1_000_000_000).contains(&nanos) {
-            return Err(Errno::EINVAL);
-        }
-        Some(
-            crate::time::now_ns()
-                .saturating_add((seconds as u64).saturating_mul(1_000_000_000) + nanos as u64),
-        )
-    };
+    let deadline = time_arg::deadline(timeout, Format::Timespec)?;
     // While it waits, the set counts as awaited: such a signal is queued even if ignored by
     // default (SIGCHLD for busybox init) and wakes the sleeper even though it is blocked.
     task::with_current(|p| p.signals.awaited = wanted)?;
