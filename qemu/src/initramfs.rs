@@ -266,10 +266,18 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// busybox init's table for the default system: a banner, then a shell on the console that
 /// comes back when it exits, and `poweroff` (or Ctrl-Alt-Del) ending the machine.
 const INITTAB: &str = "\
+::sysinit:/bin/mount -a
 ::sysinit:/bin/echo Cadenza: busybox init is up. Try ls, ps, cat /etc/motd; poweroff ends the machine.
 ::respawn:-/bin/sh
 ::ctrlaltdel:/bin/poweroff
 ::shutdown:/bin/echo Cadenza: going down
+";
+
+/// What `mount -a` mounts at boot, as a distribution's fstab: procfs, and debugfs where Linux
+/// has it (the kmemleak file is `/sys/kernel/debug/kmemleak`).
+const FSTAB: &str = "\
+proc /proc proc defaults 0 0
+debugfs /sys/kernel/debug debugfs defaults 0 0
 ";
 
 /// The archive booted when the user names none: a root file system with Debian's static
@@ -282,9 +290,10 @@ pub fn default_archive() -> Result<Vec<u8>> {
 /// `default_archive` with busybox taken from `busybox` (tests point it elsewhere).
 pub fn default_archive_with(busybox: &Path) -> Result<Vec<u8>> {
     let mut archive = Archive::new();
-    for dir in ["bin", "dev", "etc", "proc", "root", "sys"] {
+    for dir in ["bin", "dev", "etc", "proc", "root", "sys", "sys/kernel"] {
         archive.directory(dir, 0o755)?;
     }
+    archive.directory("sys/kernel/debug", 0o700)?;
     archive.directory("tmp", 0o1777)?;
     archive.file("etc/hostname", 0o644, b"cadenza\n")?;
     archive.file(
@@ -304,6 +313,7 @@ pub fn default_archive_with(busybox: &Path) -> Result<Vec<u8>> {
         }
         archive.symlink("init", "bin/busybox")?;
         archive.file("etc/inittab", 0o644, INITTAB.as_bytes())?;
+        archive.file("etc/fstab", 0o644, FSTAB.as_bytes())?;
     }
     archive.finish()
 }

@@ -182,6 +182,19 @@ pub struct Task {
     /// Resident user memory in KiB (optional; also absent when the kernel could not read it
     /// without waiting for a lock).
     pub rss_kib: Option<u64>,
+    /// Mapped size and resident memory by kind of region (optional; present with `rss_kib`
+    /// in kernels that report it).
+    pub memory: Option<TaskMemory>,
+}
+
+/// A process's memory by region, in KiB: `vsz` is everything mapped, the rest is resident.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskMemory {
+    pub vsz_kib: u64,
+    pub image_kib: u64,
+    pub heap_kib: u64,
+    pub stack_kib: u64,
+    pub anon_kib: u64,
 }
 
 /// One snapshot of the kernel's memory state.
@@ -615,6 +628,16 @@ impl Snapshot {
                     comm: record.text("comm")?,
                     cpu_ms: record.opt_num("cpu_ms")?,
                     rss_kib: record.opt_num("rss_kib")?,
+                    memory: match record.opt_num("vsz_kib")? {
+                        Some(vsz_kib) => Some(TaskMemory {
+                            vsz_kib,
+                            image_kib: record.num("image_kib")?,
+                            heap_kib: record.num("heap_kib")?,
+                            stack_kib: record.num("stack_kib")?,
+                            anon_kib: record.num("anon_kib")?,
+                        }),
+                        None => None,
+                    },
                 }),
                 // Forward compatibility: newer kernels may add record kinds.
                 _ => {}
@@ -920,6 +943,13 @@ impl fmt::Display for Snapshot {
             if let Some(rss_kib) = task.rss_kib {
                 write!(f, " rss_kib={rss_kib}")?;
             }
+            if let Some(m) = task.memory {
+                write!(
+                    f,
+                    " vsz_kib={} image_kib={} heap_kib={} stack_kib={} anon_kib={}",
+                    m.vsz_kib, m.image_kib, m.heap_kib, m.stack_kib, m.anon_kib
+                )?;
+            }
             f.write_char('\n')?;
         }
         writeln!(f, "{END} seq={} records={records}", self.seq)
@@ -1146,8 +1176,24 @@ telemetry-end seq=7 records=13
             comm: "init".into(),
             cpu_ms: Some(12),
             rss_kib: None,
+            memory: None,
         });
-        snapshot.tasks_total = 1;
+        snapshot.tasks.push(Task {
+            pid: 2,
+            ppid: 1,
+            state: "S".into(),
+            comm: "sh".into(),
+            cpu_ms: Some(3),
+            rss_kib: Some(48),
+            memory: Some(TaskMemory {
+                vsz_kib: 10296,
+                image_kib: 20,
+                heap_kib: 4,
+                stack_kib: 8,
+                anon_kib: 16,
+            }),
+        });
+        snapshot.tasks_total = 2;
         snapshot.tracker.state = "off".into();
         snapshot.tracker.reason = Some("pool-full".into());
         snapshot.scan = None;

@@ -157,10 +157,13 @@ fn a_packed_directory_is_unpacked_into_the_root_and_listed() {
         !console.contains("initramfs: "),
         "no errors or skipped entries:\n{console}"
     );
-    // What the archive lacked is created: /proc, /sys, /tmp.
+    // What the archive lacked is created: mount points for procfs and debugfs, /tmp, and
+    // /dev's links into procfs.
     assert_eq!(
         line_after(console, "fs: created "),
-        Some("/proc /sys /tmp /proc/sysrq-trigger")
+        Some(
+            "/proc /sys /sys/kernel /sys/kernel/debug /tmp /dev/fd /dev/stdin /dev/stdout /dev/stderr"
+        )
     );
 
     let listed: Vec<Vec<&str>> = lines(console)

@@ -369,7 +369,8 @@ fn busybox_root(dir: &Path) -> PathBuf {
     std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
     for applet in [
         "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
-        "printf",
+        "printf", "mount", "umount", "ps", "free", "uptime", "top", "readlink", "tr", "tail",
+        "head", "dd", "stat", "kill",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -410,7 +411,7 @@ fn shell_command(
             )
         });
     qemu.wait_for_console("/ # ", at, SHELL_STEP)
-        .expect("prompt again")
+        .unwrap_or_else(|| panic!("no prompt after {command:?}:\n{}", qemu.console()))
 }
 
 #[test]
@@ -469,6 +470,7 @@ fn sysrq_trigger_crashes_the_kernel_from_userspace_like_linux() {
     let dir = tempfile::tempdir().unwrap();
     let (mut qemu, mut at) = busybox_shell(dir.path());
     for (command, expected) in [
+        ("mount -t proc proc /proc && echo mounted", "mounted"),
         ("echo h > /proc/sysrq-trigger", "sysrq: HELP : crash(c)"),
         // Write-only, as on Linux.
         ("cat /proc/sysrq-trigger; echo rc-$?", "rc-1"),
@@ -497,4 +499,140 @@ fn sysrq_trigger_crashes_the_kernel_from_userspace_like_linux() {
         annotated.contains("kernel/src/debug/sysrq.rs"),
         "{annotated}"
     );
+}
+
+/// The first number after `label` on the line that starts with it.
+fn number_after(text: &str, label: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"))
+}
+
+#[test]
+fn procfs_and_mount_serve_busybox_ps_free_top_uptime_and_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, mut at) = busybox_shell(dir.path());
+    // Before procfs is mounted, /proc is an empty directory, as on Linux.
+    at = shell_command(&mut qemu, at, "ls /proc | wc -l", "0\r\n");
+    for (command, expected) in [
+        ("mount -t proc proc /proc && echo mounted", "mounted\r\n"),
+        ("mount | grep ^proc", "proc on /proc type proc (rw)\r\n"),
+        // The mount table is per reader; /proc/mounts is Linux's symlink to it.
+        ("readlink /proc/mounts", "self/mounts\r\n"),
+        ("sleep 60 & echo started", "started\r\n"),
+        ("tr '\\0' ' ' < /proc/$!/cmdline; echo", "sleep 60 \r\n"),
+        ("cat /proc/$!/comm", "sleep\r\n"),
+        // `ps` reads /proc/<pid>/stat and cmdline; the sleeper is sleeping.
+        (
+            "ps -o pid,ppid,stat,args | grep 'sleep 60$'",
+            " S    sleep 60\r\n",
+        ),
+        (
+            "grep -E '^(State|PPid):' /proc/$!/status | tr '\\t\\n' ' '; echo",
+            "State: S (sleeping) PPid: 1 \r\n",
+        ),
+        ("top -b -n 1 | grep -c '[s]leep 60'", "1\r\n"),
+        ("kill $! && wait $!; echo wait-$?", "wait-143\r\n"),
+        ("readlink /proc/self/fd/0", "/dev/console\r\n"),
+        ("readlink /proc/$$/cwd", "/\r\n"),
+        ("grep -c '\\[stack\\]' /proc/self/maps", "1\r\n"),
+        ("uptime | grep -c 'load average: '", "1\r\n"),
+        // tmpfs with options, a full file system, a busy mount, unknown types.
+        (
+            "mkdir /mnt && mount -t tmpfs -o size=64k,mode=700 scratch /mnt && stat -c %a /mnt",
+            "700\r\n",
+        ),
+        (
+            "grep ' /mnt ' /proc/mounts",
+            "scratch /mnt tmpfs rw 0 0\r\n",
+        ),
+        (
+            "dd if=/dev/zero of=/mnt/f bs=1k count=100 2>&1 | grep -c 'No space left'",
+            "1\r\n",
+        ),
+        ("cd /mnt && umount /mnt; echo rc-$?; cd /", "rc-1\r\n"),
+        ("umount /mnt && grep -c ' /mnt ' /proc/mounts", "0\r\n"),
+        (
+            "mount -t nosuchfs none /mnt 2>&1 | grep -c 'No such device'",
+            "1\r\n",
+        ),
+        ("umount /tmp 2>&1 | grep -c 'Invalid argument'", "1\r\n"),
+    ] {
+        at = shell_command(&mut qemu, at, command, expected);
+    }
+    // `free` and /proc/meminfo agree, and total memory is what QEMU gave (256 MiB, less what
+    // firmware and the kernel image keep).
+    let before = at;
+    at = shell_command(&mut qemu, at, "free; cat /proc/meminfo", "MemTotal:");
+    let output = qemu.console()[before..at].to_string();
+    let total = number_after(&output, "MemTotal:");
+    assert!((200 * 1024..256 * 1024).contains(&total), "{output}");
+    assert_eq!(number_after(&output, "Mem:"), total, "{output}");
+    let _ = at;
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
+}
+
+#[test]
+fn kmemleak_through_debugfs_like_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(busybox_root(dir.path()));
+    // A real leak at boot (`kmemleak_test=leak`), then the shell.
+    config.append = "console=ttyS0 kmemleak_test=leak init=/bin/sh".into();
+    let mut qemu = config.spawn().unwrap();
+    let mut at = qemu
+        .wait_for_console("/ # ", 0, SHELL_STEP)
+        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    let kmemleak = "/sys/kernel/debug/kmemleak";
+    at = shell_command(
+        &mut qemu,
+        at,
+        "mount -t debugfs none /sys/kernel/debug && echo mounted",
+        "mounted\r\n",
+    );
+    at = shell_command(
+        &mut qemu,
+        at,
+        &format!("echo scan > {kmemleak}"),
+        "kmemleak: scanned ",
+    );
+    let before = at;
+    at = shell_command(&mut qemu, at, &format!("cat {kmemleak}"), "backtrace:");
+    let report = qemu.console()[before..at].to_string();
+    assert!(report.contains("unreferenced object 0x"), "{report}");
+    assert!(report.contains("(size 72):"), "{report}");
+    assert!(report.contains("kmemleak_test_leak+0x"), "{report}");
+    for (command, expected) in [
+        // `clear`: reported objects are not reported again.
+        (format!("echo clear > {kmemleak}"), "cleared 1 unreferenced"),
+        (
+            format!("echo scan > {kmemleak}; cat {kmemleak} | wc -l"),
+            "0\r\n",
+        ),
+        // Commands it does not know are refused, as Linux refuses them.
+        (
+            format!("echo frobnicate > {kmemleak}; echo rc-$?"),
+            "rc-1\r\n",
+        ),
+        (
+            format!("echo mark > {kmemleak}"),
+            "mark set at allocation #",
+        ),
+        (
+            format!("mkdir /tmp/new; tail -1 {kmemleak}_since_mark"),
+            "allocated after mark #",
+        ),
+        // Root's only: the debugfs root is 0700.
+        ("stat -c %a /sys/kernel/debug".to_string(), "700\r\n"),
+    ] {
+        at = shell_command(&mut qemu, at, &command, expected);
+    }
+    let _ = at;
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
 }

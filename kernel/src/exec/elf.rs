@@ -217,14 +217,22 @@ pub fn build_stack(
     };
     let execfn = c_string(argv.first().copied().unwrap_or(""))?;
     let platform = c_string("x86_64")?;
-    let env_pointers = envp
-        .iter()
-        .map(|s| c_string(s))
-        .collect::<EResult<Vec<_>>>()?;
-    let arg_pointers = argv
-        .iter()
-        .map(|s| c_string(s))
-        .collect::<EResult<Vec<_>>>()?;
+    // The environment, then the arguments, each one contiguous block of strings in order (as
+    // Linux lays them out: `/proc/<pid>/cmdline` is the argument block read back).
+    let mut block = |strings: &[&str]| -> EResult<(Vec<u64>, core::ops::Range<u64>)> {
+        let mut bytes = Vec::new();
+        let mut offsets = Vec::with_capacity(strings.len());
+        for s in strings {
+            offsets.push(bytes.len() as u64);
+            bytes.extend_from_slice(s.as_bytes());
+            bytes.push(0);
+        }
+        let start = push_bytes(&bytes)?;
+        let pointers = offsets.iter().map(|offset| start + offset).collect();
+        Ok((pointers, start..start + bytes.len() as u64))
+    };
+    let (env_pointers, environment) = block(envp)?;
+    let (arg_pointers, arguments) = block(argv)?;
     let random_at = push_bytes(&random)?;
 
     let auxv = [
@@ -266,6 +274,8 @@ pub fn build_stack(
         return Err(Errno::E2BIG);
     }
     space.load(rsp, &bytes)?;
+    space.arguments = arguments;
+    space.environment = environment;
     Ok(rsp)
 }
 

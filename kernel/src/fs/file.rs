@@ -105,12 +105,16 @@ struct FileState {
     offset: u64,
     /// Access mode and status flags, as `F_GETFL` reports them.
     flags: OpenFlags,
+    /// A generated file's text as this open file last read it from offset 0 (`pseudo`).
+    snapshot: Option<Vec<u8>>,
 }
 
 pub struct OpenFile {
     location: Location,
     backend: Backend,
     state: spin::Mutex<FileState>,
+    /// The absolute path it was opened by, if it was opened by path (`/proc/<pid>/fd`).
+    opened_path: spin::Once<String>,
 }
 
 /// The flags an open file keeps (creation flags such as `O_CREAT` are forgotten, as in Linux).
@@ -136,7 +140,9 @@ impl OpenFile {
             state: spin::Mutex::new(FileState {
                 offset: 0,
                 flags: kept_flags(flags),
+                snapshot: None,
             }),
+            opened_path: spin::Once::new(),
         })
     }
 
@@ -163,6 +169,15 @@ impl OpenFile {
 
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// Records the path `open` was given, made absolute (once; later calls are ignored).
+    pub fn set_opened_path(&self, path: String) {
+        self.opened_path.call_once(|| path);
+    }
+
+    pub fn opened_path(&self) -> Option<&str> {
+        self.opened_path.get().map(String::as_str)
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -212,7 +227,16 @@ impl OpenFile {
             Backend::PathOnly => Err(Errno::EBADF),
             Backend::Inode => {
                 let mut state = self.state.lock();
-                let count = self.location.inode.read_at(state.offset, buf)?;
+                let count = match self.location.inode.as_generated() {
+                    Some(generated) => {
+                        if state.offset == 0 || state.snapshot.is_none() {
+                            state.snapshot = Some(generated.generate()?);
+                        }
+                        let text = state.snapshot.as_deref().unwrap_or_default();
+                        super::pseudo::read_from(text, state.offset, buf)
+                    }
+                    None => self.location.inode.read_at(state.offset, buf)?,
+                };
                 state.offset += count as u64;
                 Ok(count)
             }

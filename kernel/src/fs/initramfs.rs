@@ -547,7 +547,7 @@ impl Unpacker<'_> {
 
 /// The device nodes every root file system gets (Documentation/admin-guide/devices.txt),
 /// matching the host launcher's `standard_device_nodes`.
-pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 10] = [
+pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 9] = [
     ("/dev/console", 5, 1, 0o600),
     ("/dev/tty", 5, 0, 0o666),
     ("/dev/null", 1, 3, 0o666),
@@ -557,21 +557,26 @@ pub const STANDARD_DEVICE_NODES: [(&str, u32, u32, u32); 10] = [
     ("/dev/urandom", 1, 9, 0o666),
     ("/dev/ttyS0", 4, 64, 0o660),
     ("/dev/ttyS1", 4, 65, 0o660),
-    // Until procfs exists (see `debug::sysrq`).
-    (
-        "/proc/sysrq-trigger",
-        crate::debug::sysrq::MAJOR,
-        crate::debug::sysrq::MINOR,
-        0o200,
-    ),
 ];
 
-/// The directories every root file system gets.
-pub const STANDARD_DIRECTORIES: [(&str, u32); 4] = [
+/// The directories every root file system gets: mount points for procfs and debugfs (where
+/// Linux's sysfs would provide `/sys/kernel/debug`), and `/tmp`.
+pub const STANDARD_DIRECTORIES: [(&str, u32); 6] = [
     ("/dev", 0o755),
     ("/proc", 0o755),
     ("/sys", 0o755),
+    ("/sys/kernel", 0o755),
+    ("/sys/kernel/debug", 0o700),
     ("/tmp", 0o1777),
+];
+
+/// The symlinks udev and systemd make on Linux: `/dev/fd` and the standard streams, through
+/// procfs.
+pub const STANDARD_SYMLINKS: [(&str, &str); 4] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
 ];
 
 /// Creates whichever standard directories and `/dev` nodes the archive lacked; returns their
@@ -598,6 +603,11 @@ pub fn add_standard_entries(ctx: &FsContext) -> Vec<&'static str> {
         let mode = FileType::CharDevice.mode_bits() | permissions;
         let device = DeviceId::new(major, minor);
         if missing(path) && vfs::mknod(&ctx, &creds, At::Cwd, path, mode, device).is_ok() {
+            added.push(path);
+        }
+    }
+    for (path, target) in STANDARD_SYMLINKS {
+        if missing(path) && vfs::symlink(&ctx, &creds, target, At::Cwd, path).is_ok() {
             added.push(path);
         }
     }

@@ -173,6 +173,12 @@ pub trait Inode: Any + Send + Sync {
         Err(Errno::ENOTDIR)
     }
 
+    /// A file whose text the kernel generates (procfs, debugfs): open files read it through a
+    /// snapshot (see `pseudo`) instead of `read_at`.
+    fn as_generated(&self) -> Option<&super::pseudo::GeneratedFile> {
+        None
+    }
+
     /// The error for a data operation on something that is not a regular file.
     fn not_a_file(&self) -> Errno {
         if self.file_type() == FileType::Directory {

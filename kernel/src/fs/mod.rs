@@ -7,8 +7,8 @@
 //! validates its raw arguments, then makes one call here.
 //!
 //! Layers, bottom up:
-//! - `inode`: the `FileSystem` and `Inode` traits an implementation provides (`tmpfs` is the
-//!   first; procfs, devtmpfs, debugfs come later as further implementations);
+//! - `inode`: the `FileSystem` and `Inode` traits an implementation provides: `tmpfs` stores
+//!   files; `procfs` and `debugfs` generate theirs (built from `pseudo`);
 //! - `mount`: the mount table and `Location` (an inode reached through a mount);
 //! - `path`: path resolution and the per-process `FsContext` (root, cwd, umask);
 //! - `credentials`: who asks, and Linux's permission rules;
@@ -24,6 +24,7 @@
 
 pub mod abi;
 pub mod credentials;
+pub mod debugfs;
 pub mod dev;
 pub mod fd_table;
 pub mod file;
@@ -32,6 +33,8 @@ pub mod inode;
 pub mod metadata;
 pub mod mount;
 pub mod path;
+pub mod procfs;
+pub mod pseudo;
 pub mod tmpfs;
 pub mod vfs;
 
@@ -89,6 +92,7 @@ fn scrub_spare_capacity<T>(vec: &mut Vec<T>) {
 /// `fs_list=DIR` listing. Prints one summary line (Linux's "Unpacking initramfs...").
 pub fn init_root(info: &BootInfo) {
     dev::init();
+    procfs::set_kernel_cmdline(info.cmdline.as_str());
     // The root directory of a root file system is 0755, as every distribution's is (a bare
     // tmpfs mount would make it 1777).
     let fs = tmpfs::Tmpfs::with_options(0o755, tmpfs::Tmpfs::default_page_limit());

@@ -367,6 +367,32 @@ pub fn parent_of(dir: &Location, root: &Location) -> EResult<Location> {
 /// The absolute path of the directory `dir` as seen from `root` (`getcwd`, `/proc/mounts`):
 /// `ENOENT` if it was removed or is not below `root`, `ENOTDIR` for a non-directory,
 /// `ENAMETOOLONG` if the path would not fit in `PATH_MAX`.
+/// `path` taken relative to the absolute directory path `base`, with `.`, `..` and repeated
+/// slashes resolved by name only (symlinks are not followed): a description of where a file
+/// was opened, not a path to resolve.
+pub fn lexical_join(base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let whole = if path.starts_with('/') { "" } else { base };
+    for part in whole.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    let mut joined = String::new();
+    for part in &parts {
+        joined.push('/');
+        joined.push_str(part);
+    }
+    if joined.is_empty() {
+        joined.push('/');
+    }
+    joined
+}
+
 pub fn path_of(dir: &Location, root: &Location) -> EResult<String> {
     if !dir.is_dir() {
         return Err(Errno::ENOTDIR);

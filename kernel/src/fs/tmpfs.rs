@@ -57,6 +57,13 @@ pub struct Tmpfs {
     page_limit: u64,
 }
 
+/// File data pages of every tmpfs (`Shmem` in `/proc/meminfo`, `sharedram` in `sysinfo`).
+static ALL_PAGES_USED: AtomicU64 = AtomicU64::new(0);
+
+pub fn pages_in_use() -> u64 {
+    ALL_PAGES_USED.load(Ordering::Relaxed)
+}
+
 impl Tmpfs {
     /// A tmpfs as `mount -t tmpfs` makes it: root directory `1777` owned by root, limited to
     /// half of RAM.
@@ -104,11 +111,14 @@ impl Tmpfs {
                 (used < self.page_limit).then_some(used + 1)
             })
             .map(|_| ())
-            .map_err(|_| Errno::ENOSPC)
+            .map_err(|_| Errno::ENOSPC)?;
+        ALL_PAGES_USED.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn release_pages(&self, count: u64) {
         self.pages_used.fetch_sub(count, Ordering::Relaxed);
+        ALL_PAGES_USED.fetch_sub(count, Ordering::Relaxed);
     }
 }
 

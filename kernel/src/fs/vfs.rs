@@ -79,6 +79,29 @@ pub fn open(
     flags: OpenFlags,
     mode: u32,
 ) -> EResult<Arc<OpenFile>> {
+    let file = open_unnamed(ctx, creds, at, path, flags, mode)?;
+    // Remembered for `/proc/<pid>/fd` (a directory's path is found from the tree instead).
+    if !file.location().is_dir() {
+        let base = match at {
+            _ if path.starts_with('/') => Ok(String::from("/")),
+            At::Cwd => path_of(&ctx.cwd, &ctx.root),
+            At::Dir(dir) => path_of(dir, &ctx.root),
+        };
+        if let Ok(base) = base {
+            file.set_opened_path(super::path::lexical_join(&base, path));
+        }
+    }
+    Ok(file)
+}
+
+fn open_unnamed(
+    ctx: &FsContext,
+    creds: &Credentials,
+    at: At<'_>,
+    path: &str,
+    flags: OpenFlags,
+    mode: u32,
+) -> EResult<Arc<OpenFile>> {
     if flags.contains(OpenFlags::TMPFILE) {
         return Err(Errno::ENOTSUP);
     }
@@ -760,13 +783,60 @@ pub fn getcwd(ctx: &FsContext) -> EResult<String> {
     path_of(&ctx.cwd, &ctx.root)
 }
 
-/// A new instance of a file system type, for `mount(2)`'s type argument; `ENODEV` for an
-/// unknown type.
-pub fn new_filesystem(type_name: &str) -> EResult<Arc<dyn FileSystem>> {
+/// The types `mount(2)` can make (`/proc/filesystems`).
+pub const FILESYSTEM_TYPES: [&str; 3] = ["tmpfs", "proc", "debugfs"];
+
+/// A new instance of a file system type, for `mount(2)`'s type and options arguments;
+/// `ENODEV` for an unknown type, `EINVAL` for an option the type does not know.
+pub fn new_filesystem(type_name: &str, options: &str) -> EResult<Arc<dyn FileSystem>> {
+    let options = options.split(',').filter(|o| !o.is_empty());
     match type_name {
-        "tmpfs" => Ok(Tmpfs::new()),
+        "tmpfs" => {
+            let (mut permissions, mut pages) = (0o1777, Tmpfs::default_page_limit());
+            for option in options {
+                match option.split_once('=') {
+                    Some(("mode", mode)) => {
+                        permissions = u32::from_str_radix(mode, 8)
+                            .ok()
+                            .filter(|mode| *mode <= PERMISSION_BITS)
+                            .ok_or(Errno::EINVAL)?;
+                    }
+                    Some(("size", size)) => pages = tmpfs_size_pages(size)?,
+                    // Accepted as Linux accepts them; ownership of the root is root's.
+                    Some(("uid" | "gid" | "nr_inodes", _)) => {}
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
+            Ok(Tmpfs::with_options(permissions, pages))
+        }
+        // procfs's `hidepid=`/`gid=` and debugfs's `mode=`/`uid=`/`gid=` are accepted and
+        // not applied.
+        "proc" => Ok(super::procfs::Procfs::new()),
+        "debugfs" => Ok(super::debugfs::Debugfs::new()),
         _ => Err(Errno::ENODEV),
     }
+}
+
+/// tmpfs's `size=`: bytes with an optional `k`, `m` or `g` suffix, or a percentage of RAM;
+/// rounded up to pages.
+fn tmpfs_size_pages(size: &str) -> EResult<u64> {
+    let total_pages = crate::mm::frame_allocator::stats().total;
+    if let Some(percent) = size.strip_suffix('%') {
+        let percent: u64 = percent.parse().map_err(|_| Errno::EINVAL)?;
+        return Ok((total_pages * percent / 100).max(1));
+    }
+    let (digits, shift) = match size.as_bytes().last() {
+        Some(b'k' | b'K') => (&size[..size.len() - 1], 10),
+        Some(b'm' | b'M') => (&size[..size.len() - 1], 20),
+        Some(b'g' | b'G') => (&size[..size.len() - 1], 30),
+        _ => (size, 0),
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or(Errno::EINVAL)?;
+    Ok(bytes.div_ceil(4096).max(1))
 }
 
 /// `mount(2)` of a new file system on the directory `target` (resolved with `Follow::Yes`).

@@ -738,3 +738,153 @@ pub fn ftruncate(call: &mut Call<'_>) -> EResult<u64> {
     file(fd_arg(fd)?)?.truncate(length as i64)?;
     Ok(0)
 }
+
+/// `mount(2)` flags (`MS_*`) this kernel handles; the per-mount ones become `MountFlags`.
+const MS_RDONLY: u64 = 1;
+const MS_NOSUID: u64 = 2;
+const MS_NODEV: u64 = 4;
+const MS_NOEXEC: u64 = 8;
+/// Accepted and meaningless without a disk or access-time tracking: `MS_SYNCHRONOUS`,
+/// `MS_MANDLOCK`, `MS_DIRSYNC`, `MS_NOATIME`, `MS_NODIRATIME`, `MS_SILENT`, `MS_RELATIME`,
+/// `MS_STRICTATIME`, `MS_LAZYTIME`.
+const MS_HARMLESS: u64 = 16 | 64 | 128 | 1024 | 2048 | 32768 | (1 << 21) | (1 << 24) | (1 << 25);
+/// What mount(8) used to put in the top 16 bits; ignored, as Linux does.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+/// Options strings are at most a page, as in Linux.
+const MOUNT_DATA_MAX: usize = 4096;
+
+/// A string argument of `mount(2)` that may be NULL.
+fn optional_string(address: u64, max: usize) -> EResult<Option<String>> {
+    if address == 0 {
+        return Ok(None);
+    }
+    task::with_current(|p| p.space.lock().read_c_string(address, max))?.map(Some)
+}
+
+/// `mount(source, target, type, flags, data)`: a new instance of `type` on the directory
+/// `target`. Remounting, bind and move mounts and propagation changes are `EINVAL` (not
+/// supported yet).
+pub fn mount(call: &mut Call<'_>) -> EResult<u64> {
+    let [source, target, type_name, flags, data, ..] = call.args.0;
+    let mut flags = flags;
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags &= !MS_MGC_MSK;
+    }
+    if flags & !(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_HARMLESS) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut mount_flags = fs::MountFlags::empty();
+    for (bit, flag) in [
+        (MS_RDONLY, fs::MountFlags::RDONLY),
+        (MS_NOSUID, fs::MountFlags::NOSUID),
+        (MS_NODEV, fs::MountFlags::NODEV),
+        (MS_NOEXEC, fs::MountFlags::NOEXEC),
+    ] {
+        if flags & bit != 0 {
+            mount_flags |= flag;
+        }
+    }
+    let target = path_arg(target)?;
+    let type_name = optional_string(type_name, MOUNT_DATA_MAX)?.ok_or(Errno::EFAULT)?;
+    let source = optional_string(source, fs::path::PATH_MAX)?.unwrap_or_else(|| "none".into());
+    let options = optional_string(data, MOUNT_DATA_MAX)?.unwrap_or_default();
+    let (ctx, creds) = context()?;
+    if !creds.is_root() {
+        return Err(Errno::EPERM);
+    }
+    let location = fs::vfs::resolve(&ctx, &creds, At::Cwd, &target, Follow::Yes)?;
+    let filesystem = fs::vfs::new_filesystem(&type_name, &options)?;
+    fs::vfs::mount(&creds, &location, filesystem, &source, mount_flags)?;
+    Ok(0)
+}
+
+const MNT_FORCE: u64 = 1;
+const MNT_DETACH: u64 = 2;
+const MNT_EXPIRE: u64 = 4;
+const UMOUNT_NOFOLLOW: u64 = 8;
+
+/// `umount2(target, flags)`: `MNT_DETACH` detaches lazily; `MNT_FORCE` means nothing without
+/// network file systems; `MNT_EXPIRE` is not supported (`EINVAL`, as with `MNT_FORCE` on it).
+pub fn umount2(call: &mut Call<'_>) -> EResult<u64> {
+    let [target, flags, ..] = call.args.0;
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
+        || flags & MNT_EXPIRE != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let target = path_arg(target)?;
+    let (ctx, creds) = context()?;
+    let follow = if flags & UMOUNT_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
+    let location = fs::vfs::resolve(&ctx, &creds, At::Cwd, &target, follow)?;
+    fs::vfs::umount(&creds, location, flags & MNT_DETACH != 0)?;
+    Ok(0)
+}
+
+/// `sendfile(out_fd, in_fd, offset, count)`: copies from a regular file (`EINVAL` for anything
+/// else, so callers such as busybox `cat` fall back to read/write, as on Linux) to any file
+/// open for writing. With `offset` the input is read from `*offset`, which is updated, and the
+/// file offset is left alone.
+pub fn sendfile(call: &mut Call<'_>) -> EResult<u64> {
+    const CHUNK: usize = 64 * 1024;
+    let [out_fd, in_fd, offset_at, count, ..] = call.args.0;
+    let input = file(fd_arg(in_fd)?)?;
+    let output = file(fd_arg(out_fd)?)?;
+    if !input.is_readable() || !output.is_writable() {
+        return Err(Errno::EBADF);
+    }
+    if input.location().file_type() != FileType::Regular
+        || output.flags().contains(OpenFlags::APPEND)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let start = match offset_at {
+        0 => None,
+        at => {
+            let bytes: [u8; 8] = copy_in(at, 8)?.try_into().map_err(|_| Errno::EFAULT)?;
+            Some(u64::try_from(i64::from_le_bytes(bytes)).map_err(|_| Errno::EINVAL)?)
+        }
+    };
+    let limit = (count as usize).min(MAX_RW);
+    let mut buffer = vec![0u8; limit.min(CHUNK)];
+    let mut done = 0usize;
+    while done < limit {
+        let want = (limit - done).min(CHUNK);
+        let read = match start {
+            Some(start) => input.pread(&mut buffer[..want], start + done as u64),
+            None => input.read(&mut buffer[..want]),
+        };
+        let read = match read {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        };
+        let written = match output.write(&buffer[..read]) {
+            Ok(written) => written,
+            Err(error) if done == 0 => {
+                if start.is_none() {
+                    input.seek(-(read as i64), Whence::Current)?;
+                }
+                return Err(error);
+            }
+            Err(_) => 0,
+        };
+        done += written;
+        if written < read {
+            // Give back what was read and not sent, so the next read starts there.
+            if start.is_none() {
+                input.seek(-((read - written) as i64), Whence::Current)?;
+            }
+            break;
+        }
+    }
+    if let Some(start) = start {
+        copy_out(offset_at, &(start + done as u64).to_le_bytes())?;
+    }
+    Ok(done as u64)
+}

@@ -19,6 +19,11 @@ use crate::arch::x86_64::idt::TrapFrame;
 use crate::errno::{EResult, Errno};
 use crate::kprintln;
 
+/// `uname`'s release: a Linux version number, so programs that check it run (with a suffix
+/// that says what this really is).
+pub const UTS_RELEASE: &str = "6.1.0-cadenza";
+pub const UTS_VERSION: &str = concat!("#1 Cadenza ", env!("CARGO_PKG_VERSION"));
+
 /// The six argument registers, in the x86_64 syscall order (rdi, rsi, rdx, r10, r8, r9).
 #[derive(Clone, Copy, Debug)]
 pub struct Args(pub [u64; 6]);
@@ -78,6 +83,7 @@ syscall_table! {
     34 => process::pause,
     35 => process::nanosleep,
     39 => process::getpid,
+    40 => files::sendfile,
     56 => process::clone,
     57 => process::fork,
     58 => process::fork,
@@ -106,6 +112,7 @@ syscall_table! {
     93 => files::fchown,
     94 => files::lchown,
     95 => files::umask,
+    99 => process::sysinfo,
     102 => process::getuid,
     104 => process::getgid,
     107 => process::getuid,
@@ -118,8 +125,11 @@ syscall_table! {
     124 => process::getsid,
     127 => signal::rt_sigpending,
     128 => signal::rt_sigtimedwait,
+    130 => signal::rt_sigsuspend,
     158 => process::arch_prctl,
     162 => process::sync,
+    165 => files::mount,
+    166 => files::umount2,
     169 => process::reboot,
     186 => process::gettid,
     200 => signal::tkill,

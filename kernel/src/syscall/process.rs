@@ -157,8 +157,8 @@ pub fn uname(call: &mut Call<'_>) -> EResult<u64> {
     let fields = [
         "Linux",
         "cadenza",
-        "6.1.0-cadenza",
-        concat!("#1 Cadenza ", env!("CARGO_PKG_VERSION")),
+        super::UTS_RELEASE,
+        super::UTS_VERSION,
         "x86_64",
         "(none)",
     ];
@@ -475,6 +475,11 @@ static PAUSED: task::WaitQueue = task::WaitQueue::new();
 
 /// `pause`: sleeps until a signal arrives (always `EINTR`).
 pub fn pause(_: &mut Call<'_>) -> EResult<u64> {
+    wait_for_signal()
+}
+
+/// Sleeps until a signal is deliverable; always `EINTR`.
+pub fn wait_for_signal() -> EResult<u64> {
     PAUSED.wait_until(|| false)?;
     Err(Errno::EINTR)
 }
@@ -512,5 +517,31 @@ pub fn reboot(call: &mut Call<'_>) -> EResult<u64> {
 
 /// `sync`: every file system is in memory (tmpfs, procfs), so there is nothing to write back.
 pub fn sync(_: &mut Call<'_>) -> EResult<u64> {
+    Ok(0)
+}
+
+/// `sysinfo(2)`: uptime, load averages, memory and the process count (`struct sysinfo`, 112
+/// bytes on x86_64, memory in units of `mem_unit` bytes). Shared memory is tmpfs's file data,
+/// as Linux counts it.
+pub fn sysinfo(call: &mut Call<'_>) -> EResult<u64> {
+    let frames = crate::mm::frame_allocator::stats();
+    let page = crate::mm::PAGE_SIZE as u64;
+    let processes = task::info::all().len();
+    let mut buf = [0u8; 112];
+    let mut put = |offset: usize, value: u64| {
+        buf[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    put(0, crate::time::now_ns() / 1_000_000_000);
+    for (i, load) in task::info::load_average().iter().enumerate() {
+        // `FIXED_1` fixed point to sysinfo's 16-bit fraction.
+        put(8 + i * 8, load << 5);
+    }
+    put(32, frames.total * page);
+    put(40, frames.free * page);
+    put(48, crate::fs::tmpfs::pages_in_use() * page);
+    buf[80..82].copy_from_slice(&(processes.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    buf[104..108].copy_from_slice(&1u32.to_le_bytes());
+    let target = UserSlice::new(call.args.0[0], buf.len())?;
+    task::with_current(|p| p.space.lock().write(target, &buf))??;
     Ok(0)
 }

@@ -70,6 +70,26 @@ pub fn rt_sigprocmask(call: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
+/// `rt_sigsuspend(mask, size)`: waits for a signal with `mask` as the blocked set; the old mask
+/// comes back once the signal's handler returns (or at once if no handler runs).
+pub fn rt_sigsuspend(call: &mut Call<'_>) -> EResult<u64> {
+    let [mask, size, ..] = call.args.0;
+    if size != SIGSET_SIZE {
+        return Err(Errno::EINVAL);
+    }
+    let mut bytes = [0u8; 8];
+    let source = UserSlice::new(mask, 8)?;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+    let mask = u64::from_le_bytes(bytes);
+    task::with_current(|p| {
+        let old = p.signals.blocked;
+        // `set_blocked` keeps SIGKILL and SIGSTOP unblockable.
+        p.signals.set_blocked(mask);
+        p.signals.restore_mask = Some(old);
+    })?;
+    super::process::wait_for_signal()
+}
+
 pub fn rt_sigpending(call: &mut Call<'_>) -> EResult<u64> {
     let [target, size, ..] = call.args.0;
     if size != SIGSET_SIZE {

@@ -6,9 +6,10 @@
 //! (`wait4`) gives up the CPU itself. The boot context becomes the idle task.
 //!
 //! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
-//! reads it through `for_each_process`, so they cannot disagree.
+//! reads it through `info::ProcessInfo`, so they cannot disagree.
 
 mod futex;
+pub mod info;
 mod kernel_stack;
 pub mod signal;
 mod wait_queue;
@@ -149,6 +150,8 @@ static SCHEDULER: IrqSpinLock<Scheduler> = IrqSpinLock::new(Scheduler {
 });
 
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+/// CPU time all tasks have used in finished runs (`/proc/uptime`'s idle time is the rest).
+static BUSY_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 /// The running task's pid, readable without the scheduler's lock (the allocator's leak tracker
 /// reads it on every allocation, including ones the scheduler makes while holding its lock).
 static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
@@ -209,14 +212,6 @@ pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> EResult<R> {
         .get_mut(&current)
         .map(|p| f(p))
         .ok_or(Errno::ESRCH)
-}
-
-/// Calls `f` for every process, in pid order; skipped if the table is locked by the code that
-/// was interrupted (the debugger's view).
-pub fn for_each_process(mut f: impl FnMut(&Process)) {
-    if let Some(scheduler) = SCHEDULER.try_lock() {
-        scheduler.tasks.values().for_each(|p| f(p));
-    }
 }
 
 /// The pid of the running task (0: the idle context); `None` if the scheduler is locked by the
@@ -365,6 +360,7 @@ fn idle() -> ! {
 pub fn tick() {
     NEED_RESCHED.store(true, Ordering::Relaxed);
     wait_queue::expire_timers();
+    info::sample_load();
 }
 
 /// Called on every return to user mode (system calls and traps): switch tasks if the slice is
@@ -379,7 +375,14 @@ fn user_return(frame: &mut TrapFrame) {
 fn deliver_signals(frame: &mut TrapFrame) {
     let delivery = with_current(|p| p.signals.take()).unwrap_or(signal::Delivery::None);
     match delivery {
-        signal::Delivery::None => {}
+        signal::Delivery::None => {
+            // A `rt_sigsuspend` that no handler ended: its mask goes now.
+            let _ = with_current(|p| {
+                if let Some(mask) = p.signals.restore_mask.take() {
+                    p.signals.set_blocked(mask);
+                }
+            });
+        }
         signal::Delivery::Terminate { signal, core } => {
             if signal == signal::SIGSEGV || signal == signal::SIGBUS {
                 report_fault(frame);
@@ -583,6 +586,7 @@ pub fn schedule() {
         if let Some(task) = scheduler.tasks.get_mut(&current) {
             task.fpu.save();
             task.cpu_ns += now.saturating_sub(task.ran_since);
+            BUSY_NS.fetch_add(now.saturating_sub(task.ran_since), Ordering::Relaxed);
         }
         let exited_thread = scheduler
             .tasks
@@ -905,6 +909,8 @@ pub fn exit_current(status: ExitStatus) -> ! {
                 scheduler.run_queue.push_back(ppid);
             }
         }
+        // A parent asleep elsewhere (`rt_sigsuspend`, `pause`, a read) wakes for the SIGCHLD.
+        wake_for_signal(&mut scheduler, ppid);
         (pid, name)
     };
     // Like Linux, only init's end and deaths by a fault signal are worth a console line.

@@ -169,6 +169,9 @@ pub struct Signals {
     /// The set a `sigtimedwait` in progress waits for (0 otherwise): these signals are queued
     /// even when ignored by default, and their arrival wakes the waiter.
     pub awaited: u64,
+    /// The mask to go back to after a `rt_sigsuspend` (Linux's `saved_sigmask`): the handler
+    /// that ends the suspension runs with the temporary mask and restores this one on return.
+    pub restore_mask: Option<u64>,
     info: [Info; MAX_SIGNAL as usize],
 }
 
@@ -179,6 +182,7 @@ impl Default for Signals {
             blocked: 0,
             pending: 0,
             awaited: 0,
+            restore_mask: None,
             info: [Info::default(); MAX_SIGNAL as usize],
         }
     }
@@ -287,6 +291,21 @@ impl Signals {
     /// A new child starts with nothing pending.
     pub fn clear_pending(&mut self) {
         self.pending = 0;
+    }
+
+    /// The signals set to be ignored and those with a handler (`SigIgn`/`SigCgt` in
+    /// `/proc/<pid>/status`; bit `n - 1` for signal `n`).
+    pub fn disposition_masks(&self) -> (u64, u64) {
+        let (mut ignored, mut caught) = (0, 0);
+        for (index, action) in self.actions.iter().enumerate() {
+            let bit = 1u64 << index;
+            match action.handler {
+                SIG_DFL => {}
+                SIG_IGN => ignored |= bit,
+                _ => caught |= bit,
+            }
+        }
+        (ignored, caught)
     }
 
     pub fn pending_mask(&self) -> u64 {
@@ -418,7 +437,7 @@ pub fn enter_handler(
     // Below the red zone, FP state 64-aligned, then the frame with (rsp + 8) 16-aligned.
     let fpstate = (frame.rsp - 128 - FPSTATE_SIZE) & !63;
     let base = ((fpstate - FRAME_SIZE) & !15) - 8;
-    let old_mask = signals.blocked;
+    let old_mask = signals.restore_mask.take().unwrap_or(signals.blocked);
     let mut bytes = [0u8; FRAME_SIZE as usize];
     bytes[0..8].copy_from_slice(&action.restorer.to_le_bytes());
     let mcontext = sigcontext(frame, old_mask, fpstate, &info);
@@ -434,7 +453,7 @@ pub fn enter_handler(
     )?;
     space.write(UserSlice::new(base, bytes.len())?, &bytes)?;
 
-    let mut blocked = old_mask | action.mask;
+    let mut blocked = signals.blocked | action.mask;
     if action.flags & SA_NODEFER == 0 {
         blocked |= bit(signal);
     }

@@ -12,6 +12,7 @@ use crate::debug::kallsyms::{self, Symbolic};
 use crate::mm::heap::{self, CLASS_SIZES};
 use crate::mm::leak::{self, Filter, ObjectInfo, SiteInfo};
 use crate::mm::{PAGE_SIZE, frame_allocator};
+use crate::task::info::ProcessInfo;
 
 pub const VERSION: u32 = 1;
 /// Call sites listed, by live bytes.
@@ -20,25 +21,6 @@ const TOP_SITES: usize = 10;
 const MAX_LEAKS: usize = 16;
 /// Processes listed (the `tasks` record's `total` says how many there are).
 const MAX_TASKS: usize = 64;
-
-/// A process, copied out of the scheduler's table.
-#[derive(Clone, Copy, Default)]
-struct TaskInfo {
-    pid: u32,
-    ppid: u32,
-    state: char,
-    comm: [u8; 16],
-    comm_len: usize,
-    cpu_ms: u64,
-    /// Resident user memory; `None` if the address space was locked by the interrupted code.
-    rss_kib: Option<u64>,
-}
-
-impl TaskInfo {
-    fn comm(&self) -> &str {
-        core::str::from_utf8(&self.comm[..self.comm_len]).unwrap_or("?")
-    }
-}
 
 /// Counts the lines written through it.
 struct Counting<'a> {
@@ -112,32 +94,13 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
         leaks[leak_count] = *info;
         leak_count += 1;
     });
-    let mut tasks = [TaskInfo::default(); MAX_TASKS];
+    let mut tasks: [Option<ProcessInfo>; MAX_TASKS] = [None; MAX_TASKS];
     let (mut task_count, mut task_total) = (0, 0);
-    let now = crate::time::now_ns();
-    crate::task::for_each_process(|process| {
+    // Never waits for a lock: this runs in the telemetry interrupt.
+    crate::task::info::for_each(|process| {
         task_total += 1;
         if task_count < MAX_TASKS {
-            let name = process.name.as_str();
-            let len = (0..=name.len().min(16))
-                .rev()
-                .find(|&i| name.is_char_boundary(i))
-                .unwrap_or(0);
-            let task = &mut tasks[task_count];
-            *task = TaskInfo {
-                pid: process.pid,
-                ppid: process.ppid,
-                state: process.state.letter(),
-                comm_len: len,
-                cpu_ms: process.cpu_time_ns(now) / 1_000_000,
-                // Never wait for a lock here: this runs in the telemetry interrupt.
-                rss_kib: process
-                    .space
-                    .try_lock()
-                    .map(|space| space.resident_pages as u64 * 4),
-                ..TaskInfo::default()
-            };
-            task.comm[..len].copy_from_slice(&name.as_bytes()[..len]);
+            tasks[task_count] = Some(*process);
             task_count += 1;
         }
     });
@@ -271,16 +234,28 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
     }
 
     writeln!(w, "tasks count={task_count} total={task_total}")?;
-    for task in &tasks[..task_count] {
+    for task in tasks[..task_count].iter().flatten() {
         write!(
             w,
             "task pid={} ppid={} state={} comm=\"",
-            task.pid, task.ppid, task.state
+            task.pid,
+            task.ppid,
+            task.state.letter()
         )?;
-        Escaped(&mut w).write_str(task.comm())?;
-        write!(w, "\" cpu_ms={}", task.cpu_ms)?;
-        if let Some(rss_kib) = task.rss_kib {
-            write!(w, " rss_kib={rss_kib}")?;
+        Escaped(&mut w).write_str(task.comm.as_str())?;
+        write!(w, "\" cpu_ms={}", task.cpu_ns / 1_000_000)?;
+        if let Some(memory) = task.memory {
+            let kib = |bytes: u64| bytes / 1024;
+            write!(
+                w,
+                " rss_kib={} vsz_kib={} image_kib={} heap_kib={} stack_kib={} anon_kib={}",
+                kib(memory.total().resident),
+                kib(memory.total().size),
+                kib(memory.image.resident),
+                kib(memory.heap.resident),
+                kib(memory.stack.resident),
+                kib(memory.anonymous.resident)
+            )?;
         }
         writeln!(w)?;
     }

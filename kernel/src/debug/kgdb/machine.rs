@@ -97,7 +97,7 @@ impl Machine for KernelMachine {
                 "idle"
             },
         });
-        task::for_each_process(|p| {
+        task::info::for_each(|p| {
             let state = match p.state {
                 _ if p.pid == current => "running on cpu0",
                 task::State::Runnable | task::State::Running => "runnable",
@@ -107,7 +107,7 @@ impl Machine for KernelMachine {
             };
             each(&ThreadInfo {
                 id: p.pid as usize,
-                name: &p.name,
+                name: p.comm.as_str(),
                 state,
             });
         });

@@ -43,7 +43,7 @@ fn ps(out: &mut dyn Write) {
     let _ = writeln!(out, "  PID  PPID S  RSS(KiB)  ELAPSED COMMAND");
     let _ = writeln!(out, "    0     0 R         0        - swapper/0");
     let now = crate::time::now_ns();
-    crate::task::for_each_process(|p| {
+    crate::task::info::for_each(|p| {
         let elapsed_ms = now.saturating_sub(p.start_ns) / 1_000_000;
         let _ = writeln!(
             out,
@@ -51,14 +51,14 @@ fn ps(out: &mut dyn Write) {
             p.pid,
             p.ppid,
             p.state.letter(),
-            // The kernel may have stopped inside this lock: never wait for it here.
-            p.space.try_lock().map_or_else(
+            // `None`: the kernel stopped inside the address space's lock.
+            p.memory.map_or_else(
                 || "?".into(),
-                |space| alloc::format!("{}", space.resident_pages * 4)
+                |memory| alloc::format!("{}", memory.total().resident / 1024)
             ),
             elapsed_ms / 1000,
             (elapsed_ms % 1000) / 10,
-            p.name
+            p.comm.as_str()
         );
     });
 }
@@ -111,30 +111,15 @@ fn maps(pid: Option<&str>, out: &mut dyn Write) {
         let _ = writeln!(out, "usage: monitor maps PID");
         return;
     };
-    let mut found = false;
-    crate::task::for_each_process(|p| {
-        if p.pid != pid {
-            return;
-        }
-        found = true;
-        for region in p.space.lock().regions() {
-            let name = match region.kind {
-                crate::mm::user::RegionKind::Heap => "[heap]",
-                crate::mm::user::RegionKind::Stack => "[stack]",
-                crate::mm::user::RegionKind::Image => p.name.as_str(),
-                crate::mm::user::RegionKind::Anonymous => "",
-            };
-            let _ = writeln!(
-                out,
-                "{:012x}-{:012x} r{}{}p 00000000 00:00 0  {name}",
-                region.start,
-                region.end,
-                if region.protection.write { 'w' } else { '-' },
-                if region.protection.execute { 'x' } else { '-' },
-            );
-        }
-    });
-    if !found {
+    let Some(resources) = crate::task::info::resources(pid) else {
         let _ = writeln!(out, "maps: no process {pid}");
-    }
+        return;
+    };
+    let name = crate::task::comm(pid);
+    // The kernel may have stopped inside this lock: never wait for it here.
+    let Some(space) = resources.space.try_lock() else {
+        let _ = writeln!(out, "maps: the address space is locked by the stopped code");
+        return;
+    };
+    crate::mm::user::write_maps(&space, name.as_str(), out);
 }

@@ -166,6 +166,5 @@ pub fn init() {
         ) {
             crate::kprintln!("dev: cannot register random: {error}");
         }
-        crate::debug::sysrq::init();
     });
 }

@@ -18,8 +18,8 @@ use crate::fs::vfs;
 crate::kernel_test!(memory_and_random_devices, {
     let ctx = private_root();
     let added = initramfs::add_standard_entries(&ctx);
-    // 4 directories and 10 nodes (9 in /dev, /proc/sysrq-trigger)
-    crate::check_eq!(added.len(), 14);
+    // 6 directories, 9 nodes in /dev and 4 links into procfs.
+    crate::check_eq!(added.len(), 19);
     crate::check!(
         initramfs::add_standard_entries(&ctx).is_empty(),
         "idempotent"

@@ -7,6 +7,7 @@
 
 mod devices;
 mod files;
+mod generated;
 mod initramfs;
 mod path;
 mod permissions;

@@ -325,8 +325,8 @@ crate::kernel_test!(mount_points_are_crossed_both_ways, {
         .err(),
         Some(Errno::EPERM)
     );
-    crate::check_eq!(vfs::new_filesystem("ext4").err(), Some(Errno::ENODEV));
-    let fs = ok(vfs::new_filesystem("tmpfs"))?;
+    crate::check_eq!(vfs::new_filesystem("ext4", "").err(), Some(Errno::ENODEV));
+    let fs = ok(vfs::new_filesystem("tmpfs", ""))?;
     let device = fs.device();
     ok(vfs::mount(
         &root(),

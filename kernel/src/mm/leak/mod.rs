@@ -27,6 +27,7 @@
 //! many unknown frees instead of calling them double frees (`untracked` in the reports).
 
 mod capture;
+pub mod debugfs;
 mod report;
 mod scan;
 mod tables;

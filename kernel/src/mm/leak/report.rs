@@ -47,6 +47,14 @@ pub fn write_meminfo(out: &mut dyn Write) {
     line("MemTotal", frames.total * page / 1024);
     line("MemFree", frames.free * page / 1024);
     line("MemAvailable", frames.free * page / 1024);
+    // tmpfs file data is page cache that cannot be dropped (Linux counts it in both).
+    let shmem = crate::fs::tmpfs::pages_in_use() * page / 1024;
+    line("Buffers", 0);
+    line("Cached", shmem);
+    line("SwapCached", 0);
+    line("SwapTotal", 0);
+    line("SwapFree", 0);
+    line("Shmem", shmem);
     let Some(heap) = heap::try_stats() else {
         let _ = writeln!(
             out,

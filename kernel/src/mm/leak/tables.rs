@@ -21,7 +21,7 @@ use crate::mm::{PAGE_SIZE, frame_allocator, phys_to_virt};
 pub const OBJECT_CAPACITY: usize = 32 * 1024;
 const INDEX_SLOTS: usize = 2 * OBJECT_CAPACITY;
 const INDEX_BITS: u32 = INDEX_SLOTS.trailing_zeros();
-pub const SITE_CAPACITY: usize = 2048;
+pub const SITE_CAPACITY: usize = 4096;
 /// Sites stop being added at 3/4 load; later new stacks are charged to the overflow site.
 pub const SITE_LIMIT: usize = SITE_CAPACITY * 3 / 4;
 /// Raw return addresses kept per call site (allocator frames included; reports skip those).

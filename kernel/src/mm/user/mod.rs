@@ -100,6 +100,45 @@ pub struct AddressSpace {
     pub mmap_top: u64,
     /// Frames mapped in the user half (for /proc and the TUI).
     pub resident_pages: usize,
+    /// Where `execve` put the argument and environment strings (Linux's `mm->arg_start` and
+    /// friends): `/proc/<pid>/cmdline` and `environ` read them back from here.
+    pub arguments: core::ops::Range<u64>,
+    pub environment: core::ops::Range<u64>,
+}
+
+/// Bytes of one kind of region: how much is mapped (`VmSize`) and how much is in RAM (`VmRSS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionUsage {
+    pub size: u64,
+    pub resident: u64,
+}
+
+/// A process's memory by region kind, as `/proc/<pid>/status`, `ps` and the TUI show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    pub image: RegionUsage,
+    pub heap: RegionUsage,
+    pub stack: RegionUsage,
+    pub anonymous: RegionUsage,
+}
+
+impl MemoryUsage {
+    pub fn total(&self) -> RegionUsage {
+        let all = [self.image, self.heap, self.stack, self.anonymous];
+        RegionUsage {
+            size: all.iter().map(|r| r.size).sum(),
+            resident: all.iter().map(|r| r.resident).sum(),
+        }
+    }
+
+    fn of_kind(&mut self, kind: RegionKind) -> &mut RegionUsage {
+        match kind {
+            RegionKind::Image => &mut self.image,
+            RegionKind::Heap => &mut self.heap,
+            RegionKind::Stack => &mut self.stack,
+            RegionKind::Anonymous => &mut self.anonymous,
+        }
+    }
 }
 
 fn map_error(error: MapError) -> Errno {
@@ -118,7 +157,28 @@ impl AddressSpace {
             brk: 0,
             mmap_top: 0x0000_7f00_0000_0000,
             resident_pages: 0,
+            arguments: 0..0,
+            environment: 0..0,
         })
+    }
+
+    /// Mapped and resident bytes per region kind (one walk of the page table).
+    pub fn usage(&self) -> MemoryUsage {
+        let mut usage = MemoryUsage::default();
+        for region in &self.regions {
+            usage.of_kind(region.kind).size += region.end - region.start;
+        }
+        self.table.for_each_user_page(&mut |virt, _, _| {
+            let index = self.regions.partition_point(|r| r.end <= virt);
+            // A page outside every region (none should exist) counts as anonymous memory.
+            let kind = self
+                .regions
+                .get(index)
+                .filter(|r| r.start <= virt)
+                .map_or(RegionKind::Anonymous, |r| r.kind);
+            usage.of_kind(kind).resident += PAGE;
+        });
+        usage
     }
 
     /// Makes this address space the CPU's.
@@ -321,6 +381,8 @@ impl AddressSpace {
         copy.regions = self.regions.clone();
         copy.brk_start = self.brk_start;
         copy.brk = self.brk;
+        copy.arguments = self.arguments.clone();
+        copy.environment = self.environment.clone();
         copy.mmap_top = self.mmap_top;
         let mut pages = alloc::vec::Vec::new();
         self.table
@@ -525,6 +587,33 @@ impl AddressSpace {
         let mut bytes = [0u8; 8];
         self.read(UserSlice::new(address, 8)?, &mut bytes)?;
         Ok(u64::from_le_bytes(bytes))
+    }
+}
+
+/// `/proc/<pid>/maps` (and gdb's `monitor maps`): one line per region in Linux's format, the
+/// executable's segments named `image_name` (no file is mapped, so offset, device and inode
+/// are zero).
+pub fn write_maps(space: &AddressSpace, image_name: &str, out: &mut dyn core::fmt::Write) {
+    for region in space.regions() {
+        let name = match region.kind {
+            RegionKind::Heap => "[heap]",
+            RegionKind::Stack => "[stack]",
+            RegionKind::Image => image_name,
+            RegionKind::Anonymous => "",
+        };
+        let line = alloc::format!(
+            "{:08x}-{:08x} r{}{}p 00000000 00:00 0",
+            region.start,
+            region.end,
+            if region.protection.write { 'w' } else { '-' },
+            if region.protection.execute { 'x' } else { '-' },
+        );
+        // Linux pads the name to start in column 74.
+        let _ = if name.is_empty() {
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{line:<73}{name}")
+        };
     }
 }
 
