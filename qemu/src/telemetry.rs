@@ -197,6 +197,41 @@ pub struct TaskMemory {
     pub anon_kib: u64,
 }
 
+/// Where a process is in the kernel, as a `detail` answer says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KernelPlace {
+    /// Asleep in the kernel: the backtrace from its saved context, innermost first.
+    Sleeping(Vec<Frame>),
+    /// On the CPU (in user mode, or the kernel on its behalf) when the snapshot was taken.
+    Running,
+    /// The process no longer exists.
+    Gone,
+    /// The kernel could not say.
+    #[default]
+    Unknown,
+}
+
+/// One region of a process's memory map (`/proc/<pid>/maps`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapEntry {
+    pub start: u64,
+    pub end: u64,
+    /// `r-xp` style.
+    pub perms: String,
+    /// The executable's name, `[heap]`, `[stack]`, or empty for anonymous memory.
+    pub name: String,
+}
+
+/// `detail` and `map` records: one process looked at closely (answer to `detail PID`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessDetail {
+    pub pid: u32,
+    /// `ps`'s state letter, or `gone`.
+    pub state: String,
+    pub place: KernelPlace,
+    pub maps: Vec<MapEntry>,
+}
+
 /// One snapshot of the kernel's memory state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -217,6 +252,8 @@ pub struct Snapshot {
     /// Listed processes (at most 64; `tasks_total` says how many there are).
     pub tasks: Vec<Task>,
     pub tasks_total: u64,
+    /// The process a `detail PID` request asked about (absent in plain snapshots).
+    pub detail: Option<ProcessDetail>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -477,6 +514,8 @@ impl Snapshot {
         let mut sites_count = None;
         let mut leaks_header = None;
         let mut tasks_header = None;
+        let mut detail: Option<(ProcessDetail, u64)> = None;
+        let mut maps = Vec::new();
         let mut snapshot = Snapshot {
             version: VERSION,
             seq,
@@ -639,6 +678,28 @@ impl Snapshot {
                         None => None,
                     },
                 }),
+                "detail" => {
+                    let pid = record.num32("pid")?;
+                    let place = match record.text("where")?.as_str() {
+                        "sleeping" => KernelPlace::Sleeping(record.frames()?),
+                        "running" => KernelPlace::Running,
+                        "gone" => KernelPlace::Gone,
+                        _ => KernelPlace::Unknown,
+                    };
+                    let found = ProcessDetail {
+                        pid,
+                        state: record.text("state")?,
+                        place,
+                        maps: Vec::new(),
+                    };
+                    once(&mut detail, (found, record.num("maps")?), line, "detail")?;
+                }
+                "map" => maps.push(MapEntry {
+                    start: record.num("start")?,
+                    end: record.num("end")?,
+                    perms: record.text("perms")?,
+                    name: record.text("name")?,
+                }),
                 // Forward compatibility: newer kernels may add record kinds.
                 _ => {}
             }
@@ -680,6 +741,11 @@ impl Snapshot {
             ),
             ("leaks", leaks_count, snapshot.leaks.len()),
             ("tasks", tasks_count, snapshot.tasks.len()),
+            (
+                "detail",
+                detail.as_ref().map_or(0, |(_, maps)| *maps),
+                maps.len(),
+            ),
         ] {
             if declared != found as u64 {
                 return Err(ParseError::CountMismatch {
@@ -689,6 +755,10 @@ impl Snapshot {
                 });
             }
         }
+        snapshot.detail = detail.map(|(mut detail, _)| {
+            detail.maps = maps;
+            detail
+        });
         Ok(snapshot)
     }
 
@@ -952,6 +1022,35 @@ impl fmt::Display for Snapshot {
             }
             f.write_char('\n')?;
         }
+        if let Some(detail) = &self.detail {
+            records += 1 + detail.maps.len() as u64;
+            let place = match &detail.place {
+                KernelPlace::Sleeping(_) => "sleeping",
+                KernelPlace::Running => "running",
+                KernelPlace::Gone => "gone",
+                KernelPlace::Unknown => "unknown",
+            };
+            write!(
+                f,
+                "detail pid={} state={} where={place} maps={}",
+                detail.pid,
+                detail.state,
+                detail.maps.len()
+            )?;
+            if let KernelPlace::Sleeping(frames) = &detail.place {
+                write_frames(f, frames)?;
+            }
+            f.write_char('\n')?;
+            for map in &detail.maps {
+                write!(
+                    f,
+                    "map start={:#x} end={:#x} perms={} name=",
+                    map.start, map.end, map.perms
+                )?;
+                quoted(f, &map.name)?;
+                f.write_char('\n')?;
+            }
+        }
         writeln!(f, "{END} seq={} records={records}", self.seq)
     }
 }
@@ -962,13 +1061,16 @@ pub enum Request {
     Snapshot,
     /// Run a leak scan, then answer with a snapshot (its `leak` records are the scan's result).
     Scan,
+    /// A snapshot plus this process's memory map and kernel stack (`Snapshot::detail`).
+    Detail(u32),
 }
 
 impl Request {
-    pub fn line(self) -> &'static str {
+    pub fn line(self) -> String {
         match self {
-            Self::Snapshot => "snapshot",
-            Self::Scan => "scan",
+            Self::Snapshot => "snapshot".into(),
+            Self::Scan => "scan".into(),
+            Self::Detail(pid) => format!("detail {pid}"),
         }
     }
 }
@@ -1095,7 +1197,7 @@ impl TelemetryClient {
         request: Request,
         timeout: Duration,
     ) -> Result<Snapshot, ClientError> {
-        let text = self.request_text(request.line(), timeout)?;
+        let text = self.request_text(&request.line(), timeout)?;
         Ok(Snapshot::parse(&text)?)
     }
 
@@ -1194,6 +1296,34 @@ telemetry-end seq=7 records=13
             }),
         });
         snapshot.tasks_total = 2;
+        snapshot.detail = Some(ProcessDetail {
+            pid: 2,
+            state: "S".into(),
+            place: KernelPlace::Sleeping(vec![
+                Frame {
+                    address: 0xffff_ffff_8020_1234,
+                    symbol: Some("kernel::task::schedule+0x1a/0x200".into()),
+                },
+                Frame {
+                    address: 0xffff_ffff_8020_5678,
+                    symbol: None,
+                },
+            ]),
+            maps: vec![
+                MapEntry {
+                    start: 0x40_0000,
+                    end: 0x40_1000,
+                    perms: "r--p".into(),
+                    name: "sh".into(),
+                },
+                MapEntry {
+                    start: 0x7eff_ffff_0000,
+                    end: 0x7f00_0000_0000,
+                    perms: "rw-p".into(),
+                    name: String::new(),
+                },
+            ],
+        });
         snapshot.tracker.state = "off".into();
         snapshot.tracker.reason = Some("pool-full".into());
         snapshot.scan = None;
@@ -1201,6 +1331,22 @@ telemetry-end seq=7 records=13
         assert!(
             text.contains("comm=\"a \\\"quoted\\\" \\\\ name\\x09with\\x0acontrols\""),
             "{text}"
+        );
+        assert!(
+            text.contains("detail pid=2 state=S where=sleeping maps=2 ret0="),
+            "{text}"
+        );
+        // A `detail` record must be followed by as many `map` records as it declares.
+        let short = text.replacen("maps=2", "maps=3", 1);
+        assert!(
+            matches!(
+                Snapshot::parse(&short),
+                Err(ParseError::CountMismatch {
+                    section: "detail",
+                    ..
+                })
+            ),
+            "{short}"
         );
         assert_eq!(Snapshot::parse(&text), Ok(snapshot));
     }
@@ -1360,7 +1506,7 @@ telemetry-end seq=7 records=13
             let mut request = [0u8; 9];
             theirs.read_exact(&mut request).unwrap();
             theirs
-                .write_all(b"telemetry-error version=1 message=\"unknown request; use snapshot or scan\"\n")
+                .write_all(b"telemetry-error version=1 message=\"unknown request; use snapshot, scan or detail PID\"\n")
                 .unwrap();
             theirs
         });

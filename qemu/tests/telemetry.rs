@@ -6,7 +6,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cadenza_qemu::telemetry::{ClientError, ParseError, Request, Snapshot, TelemetryClient};
+use cadenza_qemu::telemetry::{
+    ClientError, KernelPlace, ParseError, Request, Snapshot, TelemetryClient,
+};
 use cadenza_qemu::{
     BuildOptions, GuestExit, QemuConfig, Running, SerialBackend, Workspace, build_kernel,
 };
@@ -119,7 +121,7 @@ fn two_snapshots_over_the_socket_are_consistent_and_ordered() {
         Ok(line) => assert_eq!(
             Snapshot::parse(&line),
             Err(ParseError::Kernel(
-                "unknown request; use snapshot or scan".into()
+                "unknown request; use snapshot, scan or detail PID".into()
             ))
         ),
         Err(e) => panic!("{e}"),
@@ -263,4 +265,44 @@ fn processes_are_listed_and_a_scan_finds_no_false_leaks() {
         snapshot.leaks
     );
     assert_eq!(scan.objects, snapshot.heap.objects);
+
+    // `detail PID`: the child's memory by region, its map, and where it sleeps in the kernel.
+    let memory = child.memory.expect("memory by region");
+    assert!(memory.image_kib > 0 && memory.stack_kib > 0, "{memory:?}");
+    assert!(memory.vsz_kib >= child.rss_kib.unwrap_or(0), "{memory:?}");
+    let snapshot = client
+        .request(Request::Detail(2), STEP)
+        .expect("a snapshot");
+    let detail = snapshot.detail.expect("a detail record");
+    assert_eq!((detail.pid, detail.state.as_str()), (2, "S"));
+    let names: Vec<&str> = detail.maps.iter().map(|m| m.name.as_str()).collect();
+    assert!(
+        names.contains(&"init") && names.contains(&"[stack]"),
+        "{:#?}",
+        detail.maps
+    );
+    assert!(
+        detail.maps.iter().any(|m| m.perms == "r-xp"),
+        "a text segment: {:#?}",
+        detail.maps
+    );
+    let KernelPlace::Sleeping(frames) = &detail.place else {
+        panic!("the child sleeps in the kernel: {:?}", detail.place);
+    };
+    let symbols: Vec<&str> = frames.iter().filter_map(|f| f.symbol.as_deref()).collect();
+    // Switched out by the scheduler, from nanosleep's wait.
+    assert!(
+        symbols
+            .iter()
+            .any(|s| s.starts_with("kernel::task::schedule+"))
+            && symbols.iter().any(|s| s.contains("nanosleep")),
+        "{symbols:#?}"
+    );
+    let gone = client
+        .request(Request::Detail(99), STEP)
+        .expect("a snapshot");
+    assert_eq!(
+        gone.detail.map(|d| (d.state, d.place)),
+        Some(("gone".to_string(), KernelPlace::Gone))
+    );
 }

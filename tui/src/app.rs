@@ -214,6 +214,8 @@ pub enum SortKey {
     Cpu,
     /// Resident memory (`rss_kib`).
     Memory,
+    /// Mapped memory (`vsz_kib`).
+    Virtual,
     /// An extra field of the task records, by column index.
     Extra(usize),
 }
@@ -596,6 +598,10 @@ impl App {
             .iter()
             .flat_map(|s| s.frames.iter())
             .chain(snapshot.leaks.iter().flat_map(|l| l.frames.iter()))
+            .chain(snapshot.detail.iter().flat_map(|d| match &d.place {
+                cadenza_qemu::telemetry::KernelPlace::Sleeping(frames) => frames.as_slice(),
+                _ => &[],
+            }))
             .map(|f| f.address);
         for address in addresses {
             self.located.entry(address).or_insert_with(|| {
@@ -927,9 +933,10 @@ impl App {
                     SortKey::Name => SortKey::State,
                     SortKey::State => SortKey::Cpu,
                     SortKey::Cpu => SortKey::Memory,
-                    SortKey::Memory if extra > 0 => SortKey::Extra(0),
+                    SortKey::Memory => SortKey::Virtual,
+                    SortKey::Virtual if extra > 0 => SortKey::Extra(0),
                     SortKey::Extra(i) if i + 1 < extra => SortKey::Extra(i + 1),
-                    SortKey::Memory | SortKey::Extra(_) => SortKey::Pid,
+                    SortKey::Virtual | SortKey::Extra(_) => SortKey::Pid,
                 };
             }
             KeyCode::Char('r') => p.descending = !p.descending,
@@ -1052,6 +1059,17 @@ impl App {
     }
 
     /// Tasks of the last snapshot in the chosen order.
+    /// The process whose memory map and kernel stack the processes pane shows, if it is on
+    /// screen.
+    pub fn detail_focus(&self) -> Option<u32> {
+        if self.tab != Tab::Processes {
+            return None;
+        }
+        let tasks = self.sorted_tasks();
+        let selected = self.processes.selected.min(tasks.len().saturating_sub(1));
+        tasks.get(selected).map(|task| task.pid)
+    }
+
     pub fn sorted_tasks(&self) -> Vec<&cadenza_qemu::telemetry::Task> {
         let Some(snapshot) = &self.telemetry.last else {
             return Vec::new();
@@ -1075,6 +1093,10 @@ impl App {
                 SortKey::State => a.state.cmp(&b.state),
                 SortKey::Cpu => a.cpu_ms.cmp(&b.cpu_ms),
                 SortKey::Memory => a.rss_kib.cmp(&b.rss_kib),
+                SortKey::Virtual => a
+                    .memory
+                    .map(|m| m.vsz_kib)
+                    .cmp(&b.memory.map(|m| m.vsz_kib)),
                 SortKey::Extra(i) => compare_values(extra(a.pid, i), extra(b.pid, i)),
             };
             order.then(a.pid.cmp(&b.pid))
@@ -1296,10 +1318,10 @@ mod tests {
     fn sorts_processes_by_any_column() {
         let mut app = running();
         let mut snapshot = Snapshot::default();
-        for (pid, ppid, comm, cpu_ms, rss_kib) in [
-            (1, 0, "init", 30, None),
-            (3, 1, "b", 10, Some(900)),
-            (2, 1, "a", 20, Some(40)),
+        for (pid, ppid, comm, cpu_ms, rss_kib, vsz_kib) in [
+            (1, 0, "init", 30, None, 500),
+            (3, 1, "b", 10, Some(900), 100),
+            (2, 1, "a", 20, Some(40), 9000),
         ] {
             snapshot.tasks.push(cadenza_qemu::telemetry::Task {
                 pid,
@@ -1308,6 +1330,10 @@ mod tests {
                 comm: comm.into(),
                 cpu_ms: Some(cpu_ms),
                 rss_kib,
+                memory: Some(cadenza_qemu::telemetry::TaskMemory {
+                    vsz_kib,
+                    ..Default::default()
+                }),
             });
         }
         app.telemetry.last = Some(snapshot);
@@ -1327,6 +1353,9 @@ mod tests {
         app.handle_key(key(KeyCode::Char('o')));
         assert_eq!(app.processes.sort, SortKey::Memory);
         assert_eq!(pids(&app), [1, 2, 3], "by rss_kib, unknown first");
+        app.handle_key(key(KeyCode::Char('o')));
+        assert_eq!(app.processes.sort, SortKey::Virtual);
+        assert_eq!(pids(&app), [3, 1, 2], "by vsz_kib");
         app.handle_key(key(KeyCode::Char('o')));
         assert_eq!(app.processes.sort, SortKey::Extra(0));
         assert_eq!(pids(&app), [2, 1, 3], "numbers compare as numbers");

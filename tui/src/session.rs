@@ -26,7 +26,7 @@ use cadenza_qemu::{
 use crate::app::{Action, App, GdbStub, SessionInfo, Severity};
 use crate::cli::Cli;
 use crate::gdb::{GdbEvent, GdbWorker};
-use crate::telemetry::{CONNECT_TIMEOUT, POLL_INTERVAL, TelemetryWorker};
+use crate::telemetry::{CONNECT_TIMEOUT, POLL_INTERVAL, TelemetryCommand, TelemetryWorker};
 
 /// Where the kernel comes from.
 #[derive(Clone, Debug)]
@@ -149,6 +149,8 @@ pub struct Session {
     console_len: usize,
     socket_dir: Option<PathBuf>,
     telemetry: Option<TelemetryWorker>,
+    /// The process the telemetry worker was last told to look at closely.
+    telemetry_focus: Option<u32>,
     gdb: Option<GdbWorker>,
     started: Instant,
 }
@@ -180,6 +182,7 @@ impl Session {
             console_len: 0,
             socket_dir: None,
             telemetry: None,
+            telemetry_focus: None,
             gdb: None,
             started: Instant::now(),
         };
@@ -290,6 +293,12 @@ impl Session {
             for event in worker.drain() {
                 app.on_telemetry(event);
             }
+            // The selected process's map and kernel stack come with the polls while the
+            // processes pane shows it.
+            let focus = app.detail_focus();
+            if focus != self.telemetry_focus && worker.send(TelemetryCommand::Focus(focus)) {
+                self.telemetry_focus = focus;
+            }
         }
         let mut exited = false;
         if let Some(running) = &mut self.running {
@@ -318,6 +327,7 @@ impl Session {
             && app.telemetry_announced()
             && let Some(dir) = &self.socket_dir
         {
+            self.telemetry_focus = None;
             self.telemetry = Some(TelemetryWorker::start(
                 dir.join("telemetry.sock"),
                 POLL_INTERVAL,

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use cadenza_qemu::telemetry::{ClientError, ParseError, Snapshot, TelemetryClient};
+use cadenza_qemu::telemetry::{ClientError, ERROR, ParseError, Snapshot, TelemetryClient};
 
 /// How often the worker asks for a snapshot (the issue asks for at least 2 per second).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
@@ -40,6 +40,9 @@ pub enum TelemetryCommand {
     Scan,
     /// Mark the current allocation sequence number.
     Mark,
+    /// Which process the user is looking at: polls then ask for its memory map and kernel
+    /// stack (`detail PID`) instead of a plain snapshot.
+    Focus(Option<u32>),
 }
 
 /// Which request an answer belongs to.
@@ -51,11 +54,12 @@ pub enum Answered {
 }
 
 impl Answered {
-    fn line(self) -> &'static str {
-        match self {
-            Self::Poll => "snapshot",
-            Self::Scan => "scan",
-            Self::Mark => "mark",
+    fn line(self, focus: Option<u32>) -> String {
+        match (self, focus) {
+            (Self::Poll, Some(pid)) => format!("detail {pid}"),
+            (Self::Poll, None) => "snapshot".into(),
+            (Self::Scan, _) => "scan".into(),
+            (Self::Mark, _) => "mark".into(),
         }
     }
 }
@@ -146,18 +150,31 @@ fn run(
         return;
     }
     let mut next_poll = Instant::now();
+    let mut focus = None;
+    // Cleared when the kernel refuses `detail` (one without it): polls stay plain snapshots.
+    let mut detail_supported = true;
     while !stop.load(Ordering::Relaxed) {
         let wait = next_poll.saturating_duration_since(Instant::now());
         let answered = match commands.recv_timeout(wait) {
             Ok(TelemetryCommand::Scan) => Answered::Scan,
             Ok(TelemetryCommand::Mark) => Answered::Mark,
+            Ok(TelemetryCommand::Focus(pid)) => {
+                focus = pid;
+                continue;
+            }
             Err(RecvTimeoutError::Timeout) => Answered::Poll,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         if answered == Answered::Poll {
             next_poll = Instant::now() + interval;
         }
-        let event = match client.request_text(answered.line(), REQUEST_TIMEOUT) {
+        let line = answered.line(focus.filter(|_| detail_supported));
+        let event = match client.request_text(&line, REQUEST_TIMEOUT) {
+            Ok(raw) if line.starts_with("detail ") && raw.contains(ERROR) => {
+                detail_supported = false;
+                next_poll = Instant::now();
+                continue;
+            }
             Ok(raw) => match Snapshot::parse(&raw) {
                 Ok(snapshot) => TelemetryEvent::Snapshot {
                     snapshot: Box::new(snapshot),
@@ -237,7 +254,19 @@ fn signed_diff(now: u64, then: u64) -> i64 {
 
 /// Fields of `task` records beyond the four the parser knows, by pid, in record order.
 pub fn extra_task_fields(raw: &str) -> HashMap<u32, Vec<(String, String)>> {
-    const KNOWN: [&str; 6] = ["pid", "ppid", "state", "comm", "cpu_ms", "rss_kib"];
+    const KNOWN: [&str; 11] = [
+        "pid",
+        "ppid",
+        "state",
+        "comm",
+        "cpu_ms",
+        "rss_kib",
+        "vsz_kib",
+        "image_kib",
+        "heap_kib",
+        "stack_kib",
+        "anon_kib",
+    ];
     let mut out = HashMap::new();
     for line in raw.lines() {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -422,7 +451,7 @@ mod tests {
                         seq += 1;
                         snapshot_text(seq, u64::from(line == "scan"))
                     }
-                    _ => "telemetry-error version=1 message=\"unknown request; use snapshot or scan\"\n"
+                    _ => "telemetry-error version=1 message=\"unknown request; use snapshot, scan or detail PID\"\n"
                         .to_string(),
                 };
                 if writer.write_all(answer.as_bytes()).is_err() {

@@ -271,6 +271,19 @@ fn the_default_initramfs_gives_a_busybox_shell_that_runs_typed_commands() {
                     .any(|l| l.contains(" sh ") && sleeping_with_memory(l))
         },
     );
+    // The selected process (init, first by pid): its memory map and the kernel stack it sleeps
+    // on, symbolized to source lines.
+    tmux.wait_for(
+        "init's memory map and kernel stack with source lines",
+        STEP,
+        |s| {
+            s.contains("memory map")
+                && s.contains("[stack]")
+                && s.contains(" r-xp ")
+                && s.lines()
+                    .any(|l| l.contains("task::schedule") && l.contains("kernel/src/task/"))
+        },
+    );
 
     tmux.quit();
 }

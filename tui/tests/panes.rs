@@ -257,7 +257,7 @@ fn memory_pane_with_live_telemetry_a_mark_and_a_leak() {
     // The kernel refuses `mark`: the TUI keeps it, then the heap grows.
     app.on_telemetry(TelemetryEvent::Refused {
         answered: Answered::Mark,
-        message: "unknown request; use snapshot or scan".into(),
+        message: "unknown request; use snapshot, scan or detail PID".into(),
     });
     let mut grown = Snapshot::parse(SNAPSHOT).expect("parses");
     grown.seq = 42;
@@ -303,11 +303,22 @@ fn processes_pane_shows_cpu_time_memory_and_fields_a_newer_kernel_adds() {
     let raw = SNAPSHOT
         .replace(
             "comm=\"init\"\ntask pid=2",
-            "comm=\"init\" cpu_ms=61234 rss_kib=2048 nr_threads=1\ntask pid=2",
+            "comm=\"init\" cpu_ms=61234 rss_kib=2048 vsz_kib=10296 image_kib=1968 heap_kib=44 stack_kib=12 anon_kib=24 nr_threads=1\ntask pid=2",
         )
         .replace(
             "state=R comm=\"init\"\n",
             "state=R comm=\"init\" cpu_ms=12\n",
+        )
+        // The `detail 1` answer: init's map and where it sleeps in the kernel.
+        .replace(
+            "telemetry-end seq=41 records=18",
+            "detail pid=1 state=S where=sleeping maps=3 \
+             ret0=0xffffffff80221234 sym0=\"kernel::task::schedule+0x1a4/0x3c0\" \
+             ret1=0xffffffff80231234 sym1=\"kernel::task::wait_child+0x8c/0x2f0\"\n\
+             map start=0x400000 end=0x401000 perms=r--p name=\"init\"\n\
+             map start=0x401000 end=0x585000 perms=r-xp name=\"init\"\n\
+             map start=0x7fffff7fe000 end=0x7fffffffe000 perms=rw-p name=\"[stack]\"\n\
+             telemetry-end seq=41 records=22",
         );
     app.on_telemetry(TelemetryEvent::Snapshot {
         snapshot: Box::new(Snapshot::parse(&raw).expect("parses")),

@@ -176,3 +176,20 @@ pub fn format_load(load: u64) -> (u64, u64) {
     let load = load + FIXED_1 / 200;
     (load >> FSHIFT, ((load & (FIXED_1 - 1)) * 100) >> FSHIFT)
 }
+
+/// Where a task that is not running sleeps in the kernel: the backtrace from its saved context
+/// (`context::switch` saved r15, r14, r13, r12, rbx, rbp and the return address, in that order
+/// from the saved stack pointer up). `None` for the running task or an unknown pid.
+pub fn kernel_backtrace(pid: Pid) -> Option<crate::debug::backtrace::Backtrace> {
+    let rsp = super::saved_kernel_context(pid)?;
+    let mut words = [0u8; 16];
+    if crate::mm::inspect::read(rsp + 40, &mut words) != words.len() {
+        return None;
+    }
+    let (rbp, ret) = words.split_at(8);
+    let word = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+    Some(crate::debug::backtrace::Backtrace::from_frame_pointer(
+        Some(word(ret)),
+        word(rbp),
+    ))
+}

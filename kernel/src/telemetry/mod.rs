@@ -1,7 +1,8 @@
 //! Machine-readable snapshots of the kernel's memory state on a serial line, for the TUI.
 //!
 //! `telemetry=ttyS2` claims that UART (`serial::claim`). The host writes one request per line —
-//! `snapshot`, or `scan` to run a leak scan first — and the kernel answers with one snapshot in
+//! `snapshot`, `scan` to run a leak scan first, or `detail PID` to add one process's memory map
+//! and kernel stack — and the kernel answers with one snapshot in
 //! the versioned text format documented in docs/telemetry.md and parsed by
 //! `cadenza_qemu::telemetry`. Requests are served in the UART's interrupt handler with
 //! interrupts masked, so the snapshot is consistent (nothing can run in the middle of it); it is
@@ -57,7 +58,7 @@ pub fn init(cmdline: &Cmdline) {
         Ok(()) => {
             PORT.store(index, Ordering::Release);
             kprintln!(
-                "telemetry: snapshots (format v{VERSION}) on ttyS{index}; requests: snapshot, scan"
+                "telemetry: snapshots (format v{VERSION}) on ttyS{index}; requests: snapshot, scan, detail PID"
             );
         }
         Err(error) => kprintln!("telemetry: cannot use ttyS{index}: {error}; telemetry off"),
@@ -101,13 +102,19 @@ fn answer(request: &str, overflowed: bool, out: &mut dyn Write) {
     }
     let _ = match request {
         _ if overflowed => error_line(out, "request line too long"),
-        "snapshot" => write_snapshot(out, next_sequence()),
+        "snapshot" => write_snapshot(out, next_sequence(), None),
         "scan" => {
             // A tracker that is off still gets its snapshot, which says why it is off.
             let _ = crate::mm::leak::scan();
-            write_snapshot(out, next_sequence())
+            write_snapshot(out, next_sequence(), None)
         }
-        _ => error_line(out, "unknown request; use snapshot or scan"),
+        _ => match request
+            .strip_prefix("detail ")
+            .and_then(|pid| pid.trim().parse().ok())
+        {
+            Some(pid) => write_snapshot(out, next_sequence(), Some(pid)),
+            None => error_line(out, "unknown request; use snapshot, scan or detail PID"),
+        },
     };
 }
 
@@ -166,11 +173,14 @@ crate::kernel_test!(telemetry_answers_requests, {
         out
     );
     out.clear();
-    answer("frobnicate", false, &mut out);
-    crate::check_eq!(
-        out.as_str(),
-        "telemetry-error version=1 message=\"unknown request; use snapshot or scan\"\n"
-    );
+    for bad in ["frobnicate", "detail", "detail x", "detail -1"] {
+        out.clear();
+        answer(bad, false, &mut out);
+        crate::check_eq!(
+            out.as_str(),
+            "telemetry-error version=1 message=\"unknown request; use snapshot, scan or detail PID\"\n"
+        );
+    }
     out.clear();
     answer("", false, &mut out);
     crate::check!(out.is_empty());

@@ -12,6 +12,7 @@ use crate::debug::kallsyms::{self, Symbolic};
 use crate::mm::heap::{self, CLASS_SIZES};
 use crate::mm::leak::{self, Filter, ObjectInfo, SiteInfo};
 use crate::mm::{PAGE_SIZE, frame_allocator};
+use crate::task::Pid;
 use crate::task::info::ProcessInfo;
 
 pub const VERSION: u32 = 1;
@@ -73,8 +74,9 @@ fn write_frames(out: &mut dyn Write, frames: &[u64]) -> fmt::Result {
     Ok(())
 }
 
-/// Writes one snapshot with sequence number `seq`.
-pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
+/// Writes one snapshot with sequence number `seq`; with `detail`, that process's memory map and
+/// kernel stack follow the task list.
+pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt::Result {
     let uptime_ns = crate::time::now_ns();
     let jiffies = crate::time::ticks();
     let frames = frame_allocator::stats();
@@ -259,14 +261,69 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64) -> fmt::Result {
         }
         writeln!(w)?;
     }
+    if let Some(pid) = detail {
+        write_detail(&mut w, pid)?;
+    }
     let records = w.lines;
     writeln!(out, "telemetry-end seq={seq} records={records}")
+}
+
+/// Regions listed in a `detail` answer.
+const MAX_MAPS: usize = 64;
+
+/// `detail pid state where maps [ret0 sym0 ...]` then `maps` `map` records: one process's
+/// memory map and where it is in the kernel (its saved context's backtrace when it is not the
+/// one running). Reads only what it can without waiting for a lock.
+fn write_detail(w: &mut dyn Write, pid: Pid) -> fmt::Result {
+    let Some(info) = crate::task::info::get(pid) else {
+        return writeln!(w, "detail pid={pid} state=gone where=gone maps=0");
+    };
+    let resources = crate::task::info::resources(pid);
+    let space = resources.as_ref().and_then(|r| r.space.try_lock());
+    let maps = space
+        .as_ref()
+        .map_or(0, |s| s.regions().len().min(MAX_MAPS));
+    let stack = crate::task::info::kernel_backtrace(pid);
+    let place = match (&stack, crate::task::current_pid()) {
+        (Some(_), _) => "sleeping",
+        (None, Some(current)) if current == pid => "running",
+        _ => "unknown",
+    };
+    write!(
+        w,
+        "detail pid={pid} state={} where={place} maps={maps}",
+        info.state.letter()
+    )?;
+    if let Some(stack) = &stack {
+        write_frames(w, stack.frames())?;
+    }
+    writeln!(w)?;
+    if let Some(space) = &space {
+        for region in space.regions().iter().take(MAX_MAPS) {
+            write!(
+                w,
+                "map start={:#x} end={:#x} perms=r{}{}p name=\"",
+                region.start,
+                region.end,
+                if region.protection.write { 'w' } else { '-' },
+                if region.protection.execute { 'x' } else { '-' },
+            )?;
+            Escaped(&mut *w).write_str(match region.kind {
+                crate::mm::user::RegionKind::Image => info.comm.as_str(),
+                crate::mm::user::RegionKind::Heap => "[heap]",
+                crate::mm::user::RegionKind::Stack => "[stack]",
+                crate::mm::user::RegionKind::Anonymous => "",
+            })?;
+            writeln!(w, "\"")?;
+        }
+    }
+    Ok(())
 }
 
 crate::kernel_test!(telemetry_snapshot_is_well_formed, {
     let mut text = alloc::string::String::new();
     let seq = super::next_sequence();
-    write_snapshot(&mut text, seq).map_err(|_| crate::selftest::fail("write"))?;
+    write_snapshot(&mut text, seq, Some(1)).map_err(|_| crate::selftest::fail("write"))?;
     let lines: alloc::vec::Vec<&str> = text.lines().collect();
     crate::check_eq!(
         lines.first().copied(),
@@ -286,6 +343,8 @@ crate::kernel_test!(telemetry_snapshot_is_well_formed, {
         "sites count=",
         "leaks count=",
         "tasks count=",
+        // No processes run during self-tests.
+        "detail pid=1 state=gone where=gone maps=0",
     ] {
         crate::check!(
             lines.iter().any(|l| l.starts_with(kind)),

@@ -298,7 +298,7 @@ fn draw_classes(frame: &mut Frame<'_>, area: Rect, s: &Snapshot) {
 
 /// (function, file:line) for a stack frame: from the ELF when it resolves, else the kernel's
 /// kallsyms name.
-fn describe(app: &App, frame: &StackFrame) -> (String, String) {
+pub(crate) fn describe(app: &App, frame: &StackFrame) -> (String, String) {
     match app.located.get(&frame.address) {
         Some(Some(located)) => (
             located

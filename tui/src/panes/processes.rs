@@ -1,7 +1,8 @@
 //! The processes pane: the snapshot's `task` records as a sortable table, and the selected
-//! process's details. Only what the kernel reports is shown: telemetry v1 carries pid, ppid,
-//! state and name; any further fields a newer kernel adds to `task` records become columns;
-//! figures the kernel does not send are marked as such, never estimated.
+//! process's details: memory by region, its memory map and where it sleeps in the kernel (the
+//! `detail PID` answer the worker asks for while this pane shows a process). Only what the
+//! kernel reports is shown: any further fields a newer kernel adds to `task` records become
+//! columns; figures the kernel does not send are marked as such, never estimated.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,9 +10,11 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
+use super::memory::describe;
 use super::{notice, pane_block, thousands};
 use crate::app::{App, SortKey, TelemetryStatus};
 use crate::telemetry::extra_columns;
+use cadenza_qemu::telemetry::{KernelPlace, ProcessDetail};
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let Some(snapshot) = &app.telemetry.last else {
@@ -51,7 +54,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     }
     let [table_area, detail_area] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(9)]).areas(area);
+        Layout::vertical([Constraint::Min(5), Constraint::Length(16)]).areas(area);
     let extras = extra_columns(&app.telemetry.extras);
     let tasks = app.sorted_tasks();
     let arrow = if app.processes.descending {
@@ -59,10 +62,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     } else {
         "▲"
     };
-    let mut names: Vec<String> = ["PID", "PPID", "NAME", "STATE", "CPU TIME", "MEMORY"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> = [
+        "PID", "PPID", "NAME", "STATE", "CPU TIME", "MEMORY", "VIRTUAL",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     names.extend(extras.iter().map(|e| e.to_uppercase()));
     let sorted = match app.processes.sort {
         SortKey::Pid => 0,
@@ -71,7 +76,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         SortKey::State => 3,
         SortKey::Cpu => 4,
         SortKey::Memory => 5,
-        SortKey::Extra(i) => 6 + i,
+        SortKey::Virtual => 6,
+        SortKey::Extra(i) => 7 + i,
     };
     if let Some(name) = names.get_mut(sorted) {
         name.push_str(arrow);
@@ -87,6 +93,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 state_name(&task.state),
                 task.cpu_ms.map_or_else(|| "n/a".into(), cpu_time),
                 task.rss_kib.map_or_else(|| "n/a".into(), memory),
+                task.memory
+                    .map_or_else(|| "n/a".into(), |m| memory(m.vsz_kib)),
             ];
             let fields = app.telemetry.extras.get(&task.pid);
             for column in &extras {
@@ -104,6 +112,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Constraint::Length(7),
         Constraint::Length(17),
         Constraint::Length(13),
+        Constraint::Length(10),
         Constraint::Length(10),
         Constraint::Length(10),
     ];
@@ -172,25 +181,102 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ])),
     }
     lines.push(Line::from(vec![
-        label("memory map"),
-        Span::styled(
-            "not in telemetry v1; with --kgdb, gdb's `monitor maps PID` prints it",
-            missing,
-        ),
+        label("by region"),
+        match task.memory {
+            Some(m) => Span::raw(format!(
+                "image {} · heap {} · stack {} · anonymous {} · {} mapped",
+                memory(m.image_kib),
+                memory(m.heap_kib),
+                memory(m.stack_kib),
+                memory(m.anon_kib),
+                memory(m.vsz_kib)
+            )),
+            None => Span::styled("not in this kernel's telemetry", missing),
+        },
     ]));
-    lines.push(Line::from(vec![
-        label("kernel backtrace"),
-        Span::styled(
-            "not in telemetry v1; with a gdb stub, `info threads` + `bt` show it",
-            missing,
-        ),
-    ]));
+    let block = pane_block(" Selected process ");
+    let inner = block.inner(detail_area);
+    frame.render_widget(block, detail_area);
+    let [summary_area, lists_area] =
+        Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Min(1)]).areas(inner);
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(pane_block(" Selected process "))
-            .wrap(Wrap { trim: true }),
-        detail_area,
+        Paragraph::new(lines).wrap(Wrap { trim: true }),
+        summary_area,
     );
+    let [maps_area, stack_area] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(lists_area);
+    let detail = snapshot.detail.as_ref().filter(|d| d.pid == task.pid);
+    let (maps, stack) = match detail {
+        Some(detail) => (map_lines(detail), stack_lines(app, detail)),
+        None => {
+            let waiting = vec![Line::styled(
+                "asking the kernel (telemetry `detail PID`)…",
+                missing,
+            )];
+            (waiting.clone(), waiting)
+        }
+    };
+    let heading = |title: &'static str| Line::styled(title, Style::new().fg(Color::Gray).bold());
+    frame.render_widget(
+        Paragraph::new([vec![heading("memory map")], maps].concat()),
+        maps_area,
+    );
+    frame.render_widget(
+        Paragraph::new([vec![heading("kernel stack")], stack].concat()),
+        stack_area,
+    );
+}
+
+/// `/proc/<pid>/maps`-style lines: range, rights, name.
+fn map_lines(detail: &ProcessDetail) -> Vec<Line<'static>> {
+    if detail.maps.is_empty() {
+        return vec![Line::styled(
+            "no regions reported",
+            Style::new().fg(Color::DarkGray),
+        )];
+    }
+    detail
+        .maps
+        .iter()
+        .map(|map| {
+            Line::from(vec![
+                Span::raw(format!("{:012x}-{:012x} ", map.start, map.end)),
+                Span::styled(format!("{} ", map.perms), Style::new().fg(Color::Cyan)),
+                Span::raw(format!(
+                    "{:>9} {}",
+                    memory((map.end - map.start) / 1024),
+                    map.name
+                )),
+            ])
+        })
+        .collect()
+}
+
+/// Where the process is in the kernel: its sleeping backtrace, symbolized to file:line when
+/// the kernel ELF is at hand.
+fn stack_lines(app: &App, detail: &ProcessDetail) -> Vec<Line<'static>> {
+    let note = |text: &str| {
+        vec![Line::styled(
+            text.to_string(),
+            Style::new().fg(Color::DarkGray),
+        )]
+    };
+    match &detail.place {
+        KernelPlace::Sleeping(frames) => frames
+            .iter()
+            .map(|frame| {
+                let (function, location) = describe(app, frame);
+                Line::from(vec![
+                    Span::raw(function),
+                    Span::styled(format!("  {location}"), Style::new().fg(Color::DarkGray)),
+                ])
+            })
+            .collect(),
+        KernelPlace::Running => note("on the CPU when the snapshot was taken (no saved stack)"),
+        KernelPlace::Gone => note("the process has exited"),
+        KernelPlace::Unknown => note("the kernel could not read it at that instant"),
+    }
 }
 
 /// `cpu_ms` as `ps` would show it: milliseconds, then seconds, then minutes.
