@@ -227,6 +227,11 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
         write: prot & PROT_WRITE != 0,
         execute: prot & PROT_EXEC != 0,
     };
+    // Linux's heuristic overcommit (`OVERCOMMIT_GUESS`): memory is promised lazily, but one
+    // writable private mapping larger than all of RAM (there is no swap) is refused outright.
+    if protection.write && len / 4096 > crate::mm::frame_allocator::stats().total {
+        return Err(Errno::ENOMEM);
+    }
     task::with_current(|p| {
         let mut guard = p.space.lock();
         let space = &mut *guard;

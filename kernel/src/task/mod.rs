@@ -324,7 +324,7 @@ pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Er
         }
         Err(error) => kprintln!("init: cannot open an initial console: {error}"),
     }
-    let init = match new_process(
+    let mut init = match new_process(
         1,
         0,
         comm_of(path),
@@ -337,6 +337,8 @@ pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Er
         Ok(init) => init,
         Err(error) => return error,
     };
+    // Linux's SIGNAL_UNKILLABLE: signals init has no handler for do nothing to it.
+    init.signals.unkillable = true;
     {
         let mut scheduler = SCHEDULER.lock();
         scheduler.tasks.insert(1, init);
@@ -700,6 +702,8 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     let (pgid, sid, fs_base) = (parent.pgid, parent.sid, parent.fs_base);
     let mut signals = parent.signals.clone();
     signals.clear_pending();
+    // Init's immunity is its own (its threads share it), not its children's.
+    signals.unkillable &= request.thread;
     let pid = scheduler.next_pid;
     let mut child = new_process(
         pid,

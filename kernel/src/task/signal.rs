@@ -172,6 +172,10 @@ pub struct Signals {
     /// The mask to go back to after a `rt_sigsuspend` (Linux's `saved_sigmask`): the handler
     /// that ends the suspension runs with the temporary mask and restores this one on return.
     pub restore_mask: Option<u64>,
+    /// Init (Linux's `SIGNAL_UNKILLABLE`): a signal it has no handler for is discarded, even
+    /// SIGKILL, so no user can take the system down by killing pid 1 — except a fault, which
+    /// `force` delivers (and then init dies, as on Linux).
+    pub unkillable: bool,
     info: [Info; MAX_SIGNAL as usize],
 }
 
@@ -183,6 +187,7 @@ impl Default for Signals {
             pending: 0,
             awaited: 0,
             restore_mask: None,
+            unkillable: false,
             info: [Info::default(); MAX_SIGNAL as usize],
         }
     }
@@ -257,6 +262,9 @@ impl Signals {
         if ignored && !held && signal != SIGKILL {
             return;
         }
+        if self.unkillable && action.handler == SIG_DFL && !held {
+            return;
+        }
         self.pending |= bit(signal);
         self.info[usize::from(signal - 1)] = info;
     }
@@ -267,6 +275,10 @@ impl Signals {
         if self.blocked & bit(signal) != 0 || action.handler == SIG_IGN {
             self.actions[usize::from(signal - 1)] = Action::default();
             self.blocked &= !bit(signal);
+        }
+        // A fault init cannot handle kills it (Linux's `force_sig_info_to_task`).
+        if self.action(signal).handler == SIG_DFL {
+            self.unkillable = false;
         }
         self.pending |= bit(signal);
         self.info[usize::from(signal - 1)] = info;
@@ -336,6 +348,8 @@ impl Signals {
             let action = self.action(signal);
             match action.handler {
                 SIG_IGN => {}
+                // A signal that was blocked when sent reaches init too; its default does not.
+                SIG_DFL if self.unkillable => {}
                 SIG_DFL => match default_action(signal) {
                     DefaultAction::Terminate => {
                         return Delivery::Terminate {

@@ -1,5 +1,7 @@
-/* Memory: lazily allocated mappings bigger than the guest's RAM, mprotect and munmap with the
- * faults they must cause (SEGV_ACCERR / SEGV_MAPERR), brk, and a deep stack. */
+/* Memory: lazily allocated mappings (as big as most of the guest's RAM; bigger than all of it is
+ * refused, as Linux's heuristic overcommit does), mprotect and munmap with the faults they must
+ * cause (SEGV_ACCERR / SEGV_MAPERR), brk, and a deep stack. */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,12 +42,17 @@ int main(void) {
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGSEGV, &sa, 0);
 
-    size_t huge = (size_t)1 << 30; /* 1 GiB on a 256 MiB machine: only touched pages cost */
+    size_t too_big = (size_t)1 << 30; /* 1 GiB on a 256 MiB machine without swap */
+    errno = 0;
+    void *refused = mmap(0, too_big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("1 GiB mapping: %s errno=%d\n", refused == MAP_FAILED ? "refused" : "made", errno);
+
+    size_t huge = (size_t)200 << 20; /* most of RAM: only the touched pages cost */
     char *p = mmap(0, huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     p[0] = 'a';
     p[huge / 2] = 'b';
     p[huge - 1] = 'c';
-    printf("lazy 1 GiB mapping: %c%c%c\n", p[0], p[huge / 2], p[huge - 1]);
+    printf("lazy 200 MiB mapping: %c%c%c\n", p[0], p[huge / 2], p[huge - 1]);
 
     mprotect(p, 4096, PROT_READ);
     printf("write to read-only page: si_code=%d\n", touch(p));

@@ -22,6 +22,8 @@ static void on_usr1(int sig, siginfo_t *info, void *context) {
 }
 static void on_usr2(int sig) { usr2_seen = sig; }
 static void on_chld(int sig) { chld_seen += sig == SIGCHLD; }
+static volatile sig_atomic_t term_seen;
+static void on_term(int sig) { term_seen = sig; }
 static void on_segv(int sig, siginfo_t *info, void *context) {
     (void)sig;
     (void)context;
@@ -91,8 +93,24 @@ int main(void) {
     printf("kill(nonexistent) = %d errno=%d; kill(bad signal) = %d errno=%d\n", missing, missing_errno, bad,
            errno);
     fflush(stdout);
+    /* Init is immune to signals it has no handler for, even SIGKILL (Linux's
+     * SIGNAL_UNKILLABLE): these do nothing. */
     signal(SIGTERM, SIG_DFL);
     raise(SIGTERM);
-    printf("not reached\n");
+    kill(getpid(), SIGKILL);
+    printf("init survives SIGTERM and SIGKILL without handlers\n");
+    fflush(stdout);
+    /* ...but a blocked signal is still queued for it, and a handler still runs. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, 0);
+    raise(SIGTERM);
+    sigset_t queued;
+    sigpending(&queued);
+    printf("blocked SIGTERM to init: pending=%d\n", sigismember(&queued, SIGTERM));
+    signal(SIGTERM, on_term);
+    sigprocmask(SIG_UNBLOCK, &term, 0);
+    printf("handler ran: %d\n", term_seen);
     return 0;
 }
