@@ -173,7 +173,7 @@ pub struct Leak {
 pub struct Task {
     pub pid: u32,
     pub ppid: u32,
-    /// `ps`'s state letter: `R` runnable or running, `S` waiting, `Z` zombie.
+    /// `ps`'s state letter: `R` runnable or running, `S` waiting, `T` stopped, `Z` zombie.
     pub state: String,
     /// The executable's name (at most 15 bytes, like Linux's `comm`).
     pub comm: String,

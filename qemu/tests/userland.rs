@@ -238,6 +238,57 @@ fn waits_with_deadlines_and_for_blocked_signals() {
     assert_eq!(result.exit, GuestExit::Clean);
 }
 
+/// What `jobctl.c` prints, line for line, on Linux (run the static binary on the host to check).
+const JOBCTL_EXPECTED: &[&str] = &[
+    "sigaction(SIGSTOP) = -1 errno=22",
+    "child runs: 1",
+    "SIGSTOP: stopped=1 sig=19",
+    "SIGCHLD after SIGSTOP: code=5 status=19",
+    "ticks while stopped: 0",
+    "stop reported once: 0",
+    "SIGCONT: continued=1 status=0xffff",
+    "SIGCHLD after SIGCONT: code=6 status=18",
+    "SIGCONT handler ran: 1, ticks again: 1",
+    "continue reported once: 0",
+    "SIGTSTP with a handler is caught: 1",
+    "and does not stop: 0, ticks: 1",
+    "SIGKILL ends a stopped child: killed=1 sig=9",
+    "SIGCHLD after SIGSTOP and SIGKILL: code=5 status=19 code=2 status=9",
+    "SIGCONT discards a pending SIGTSTP: tstp=0 cont=1",
+    "SIGTSTP discards a pending SIGCONT: tstp=1 cont=0",
+    "unblocked SIGTSTP stops: stopped=1 sig=20",
+    "a blocked SIGCONT continues: continued=1 reply=u",
+    "exited: 1",
+    "SIGCHLD after SIGTSTP, SIGCONT, exit: code=5 status=20 code=6 status=18 code=1 status=0",
+    "orphaned group ignores SIGTSTP/SIGTTIN/SIGTTOU: runs=1",
+    "but SIGSTOP stops it: ticks=0",
+    "orphaned while stopped: SIGHUP and SIGCONT handled=2",
+    "SIGCHLD after SA_NOCLDSTOP: code=2 status=15",
+    "job control tests done: 1",
+];
+
+#[test]
+fn job_control_stops_continues_and_reports_like_linux() {
+    let result = boot(&[("init", &program("jobctl"))], "");
+    let console = &result.console;
+    // The program's lines, in order, without the kernel's.
+    let printed: Vec<&str> = console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| {
+            JOBCTL_EXPECTED
+                .iter()
+                .any(|e| l.split(':').next() == e.split(':').next())
+        })
+        .collect();
+    assert_eq!(printed, JOBCTL_EXPECTED, "{console}");
+    assert!(
+        console.contains("init[1]: exited with status 0"),
+        "{console}"
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
 #[test]
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
@@ -466,6 +517,104 @@ fn debians_busybox_shell_runs_commands() {
         result
             .console
             .contains("kmemleak: 0 new suspected memory leaks"),
+        "{}",
+        result.console
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+/// Sends `key` (a signal character) until `expected` appears: the shell hands the terminal to a
+/// job only once it has forked it, and a key typed before that goes to the shell, which ignores
+/// it. Returns the offset after the next prompt.
+fn press_until(qemu: &mut cadenza_qemu::Running, at: usize, key: &[u8], expected: &str) -> usize {
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(300));
+        qemu.send(key).unwrap();
+        if let Some(seen) = qemu.wait_for_console(expected, at, Duration::from_millis(700)) {
+            return qemu
+                .wait_for_console("/ # ", seen, SHELL_STEP)
+                .expect("prompt again");
+        }
+    }
+    panic!("{key:?} did not lead to {expected:?}:\n{}", qemu.console());
+}
+
+#[test]
+fn busybox_shell_stops_continues_and_resumes_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, mut at) = busybox_shell(dir.path());
+    // ^Z stops the foreground job; the shell sees it through wait4(WUNTRACED).
+    qemu.send(b"sleep 30\r").unwrap();
+    at = press_until(
+        &mut qemu,
+        at,
+        b"\x1a",
+        "[1]+  Stopped                    sleep 30",
+    );
+    for (command, expected) in [
+        ("jobs", "[1]+  Stopped                    sleep 30\r\n"),
+        // SIGCONT to its group, in the background.
+        ("bg", "[1] sleep 30\r\n"),
+        ("jobs", "[1]+  Running                    sleep 30\r\n"),
+    ] {
+        at = shell_command(&mut qemu, at, command, expected);
+    }
+    // `fg` hands it the terminal again, so ^C (SIGINT to the foreground group) ends it.
+    qemu.send(b"fg\r").unwrap();
+    at = qemu
+        .wait_for_console("sleep 30\r\n", at, SHELL_STEP)
+        .expect("fg");
+    at = press_until(&mut qemu, at, b"\x03", "^C");
+    at = shell_command(&mut qemu, at, "echo status-$?", "status-130\r\n");
+
+    // kill -STOP and -CONT from the shell, on a background job: stopped, it does not act on
+    // SIGTERM until continued. (ash does not ask wait4 for WCONTINUED, so until then `jobs`
+    // says "Stopped", as on Linux.)
+    for (command, expected) in [
+        ("sleep 40 & echo started", "started\r\n"),
+        (
+            "kill -STOP %1; sleep 1; jobs",
+            "[1]+  Stopped (signal)           sleep 40\r\n",
+        ),
+        (
+            "kill %1; sleep 1; jobs",
+            "[1]+  Stopped (signal)           sleep 40\r\n",
+        ),
+        (
+            "kill -CONT %1; sleep 1; jobs",
+            "[1]+  Terminated                 sleep 40\r\n",
+        ),
+    ] {
+        at = shell_command(&mut qemu, at, command, expected);
+    }
+
+    // A background job that reads the terminal is stopped by SIGTTIN; in the foreground it
+    // reads what is typed.
+    for (command, expected) in [
+        ("cat & echo started", "started\r\n"),
+        ("sleep 1; jobs", "[1]+  Stopped (tty input)        cat\r\n"),
+    ] {
+        at = shell_command(&mut qemu, at, command, expected);
+    }
+    qemu.send(b"fg\r").unwrap();
+    at = qemu
+        .wait_for_console("cat\r\n", at, SHELL_STEP)
+        .expect("fg");
+    std::thread::sleep(Duration::from_millis(500));
+    qemu.send(b"typed for cat\r").unwrap();
+    at = qemu
+        .wait_for_console("typed for cat\r\ntyped for cat\r\n", at, SHELL_STEP)
+        .unwrap_or_else(|| panic!("cat echoes the line:\n{}", qemu.console()));
+    qemu.send(b"\x04").unwrap();
+    at = qemu
+        .wait_for_console("/ # ", at, SHELL_STEP)
+        .expect("prompt after ^D");
+    shell_command(&mut qemu, at, "echo status-$?", "status-0\r\n");
+
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert!(
+        result.console.contains("sh[1]: exited with status 0"),
         "{}",
         result.console
     );

@@ -332,12 +332,17 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
-    let pid = pid as i32 as i64;
+    let pid = pid as i32;
     let which = match pid {
         -1 => task::WaitFor::Any,
-        p if p > 0 => task::WaitFor::Pid(p as u32),
-        // Process groups arrive with job control.
-        _ => task::WaitFor::Any,
+        0 => task::WaitFor::Group(task::group_and_session(0)?.0),
+        p if p > 0 => task::WaitFor::Pid(p.unsigned_abs()),
+        group => task::WaitFor::Group(group.unsigned_abs()),
+    };
+    let options = task::WaitOptions {
+        no_hang: options & WNOHANG != 0,
+        stopped: options & WUNTRACED != 0,
+        continued: options & WCONTINUED != 0,
     };
     if status != 0 {
         UserSlice::<crate::mm::user::Write>::new(status, 4)?;
@@ -345,15 +350,15 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
     if rusage != 0 {
         UserSlice::<crate::mm::user::Write>::new(rusage, 144)?;
     }
-    match task::wait_child(which, options & WNOHANG != 0)? {
+    match task::wait_child(which, options)? {
         None => Ok(0),
-        Some((child, exit)) => {
+        Some((child, event)) => {
             if status != 0 {
                 let target = UserSlice::new(status, 4)?;
                 task::with_current(|p| {
                     p.space
                         .lock()
-                        .write(target, &exit.wait_status().to_le_bytes())
+                        .write(target, &event.wait_status().to_le_bytes())
                 })??;
             }
             if rusage != 0 {

@@ -5,6 +5,12 @@
 //! happens on the way back to user mode (kernel code is not preempted), and a task that waits
 //! (`wait4`) gives up the CPU itself. The boot context becomes the idle task.
 //!
+//! Job control follows Linux: a stop signal taken with its default action stops every thread of
+//! the process (`State::Stopped`, never scheduled) where it is — on its way back to user mode, or
+//! inside a blocking call, which goes on waiting once continued, as Linux restarts it — and
+//! SIGCONT (or SIGKILL) makes them runnable again when it is sent. The parent learns of both
+//! through SIGCHLD and `wait4`'s `WUNTRACED`/`WCONTINUED`.
+//!
 //! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
 //! reads it through `info::ProcessInfo`, so they cannot disagree.
 
@@ -56,6 +62,28 @@ impl ExitStatus {
     }
 }
 
+/// What `wait4` reports about a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEvent {
+    Exited(ExitStatus),
+    /// Stopped by this signal (`WUNTRACED`).
+    Stopped(u8),
+    /// Continued by SIGCONT (`WCONTINUED`).
+    Continued,
+}
+
+impl WaitEvent {
+    /// The `wstatus` value: `WIFSTOPPED` is `0x7f` with the signal above it, `WIFCONTINUED`
+    /// is `0xffff`.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            Self::Exited(status) => status.wait_status(),
+            Self::Stopped(signal) => i32::from(signal) << 8 | 0x7f,
+            Self::Continued => 0xffff,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Runnable,
@@ -64,6 +92,8 @@ pub enum State {
     WaitingForChild,
     /// Blocked on a `WaitQueue` (terminal input, ...); a signal wakes it.
     Sleeping,
+    /// Stopped by job control until SIGCONT or SIGKILL (whatever it was doing resumes then).
+    Stopped,
     Zombie(ExitStatus),
 }
 
@@ -73,6 +103,7 @@ impl State {
         match self {
             Self::Runnable | Self::Running => 'R',
             Self::WaitingForChild | Self::Sleeping => 'S',
+            Self::Stopped => 'T',
             Self::Zombie(_) => 'Z',
         }
     }
@@ -99,6 +130,9 @@ pub struct Process {
     pub tgid: Pid,
     /// A thread other than its group's first: not waited for, freed as soon as it exits.
     pub is_thread: bool,
+    /// On a group's first thread: a stop or continue `wait4` has not reported yet (Linux's
+    /// `group_exit_code` and `SIGNAL_STOP_CONTINUED`); each is reported once.
+    pub job_change: Option<WaitEvent>,
     pub fs_base: u64,
     pub clear_child_tid: u64,
     pub start_ns: u64,
@@ -277,6 +311,7 @@ fn new_process(
         creds: Credentials::root(),
         tgid: pid,
         is_thread: false,
+        job_change: None,
         fs_base: 0,
         clear_child_tid: 0,
         start_ns: crate::time::now_ns(),
@@ -375,7 +410,18 @@ fn user_return(frame: &mut TrapFrame) {
 }
 
 fn deliver_signals(frame: &mut TrapFrame) {
-    let delivery = with_current(|p| p.signals.take()).unwrap_or(signal::Delivery::None);
+    loop {
+        let delivery = with_current(|p| p.signals.take()).unwrap_or(signal::Delivery::None);
+        if let signal::Delivery::Stop { signal } = delivery {
+            // Once continued, what else is pending (SIGCONT's handler, SIGKILL) comes next.
+            stop_current(signal);
+            continue;
+        }
+        return deliver(frame, delivery);
+    }
+}
+
+fn deliver(frame: &mut TrapFrame, delivery: signal::Delivery) {
     match delivery {
         signal::Delivery::None => {
             // A `rt_sigsuspend` that no handler ended: its mask goes now.
@@ -385,6 +431,7 @@ fn deliver_signals(frame: &mut TrapFrame) {
                 }
             });
         }
+        signal::Delivery::Stop { .. } => {}
         signal::Delivery::Terminate { signal, core } => {
             if signal == signal::SIGSEGV || signal == signal::SIGBUS {
                 report_fault(frame);
@@ -431,13 +478,12 @@ pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
 /// Sends `signal` to process `pid` (`kill`); 0 only checks that it exists.
 pub fn send_signal(pid: Pid, signal: u8, info: signal::Info) -> EResult<()> {
     let mut scheduler = SCHEDULER.lock();
-    let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
+    let task = scheduler.tasks.get(&pid).ok_or(Errno::ESRCH)?;
     if matches!(task.state, State::Zombie(_)) {
         return Ok(());
     }
     if signal != 0 {
-        task.signals.post(signal, info);
-        wake_for_signal(&mut scheduler, pid);
+        post_signal(&mut scheduler, pid, signal, info);
     }
     Ok(())
 }
@@ -458,15 +504,166 @@ pub fn send_signal_to(
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    for pid in targets {
-        if signal != 0
-            && let Some(task) = scheduler.tasks.get_mut(&pid)
-        {
-            task.signals.post(signal, info);
-            wake_for_signal(&mut scheduler, pid);
+    if signal != 0 {
+        for pid in targets {
+            post_signal(&mut scheduler, pid, signal, info);
         }
     }
     Ok(())
+}
+
+/// Makes `signal` pending for task `pid`, with the job-control effects Linux's `prepare_signal`
+/// has at sending time: a stop signal discards a pending SIGCONT; SIGCONT discards pending stop
+/// signals and continues a stopped process whatever its disposition (a handler then runs too,
+/// a blocked SIGCONT stays pending); SIGKILL wakes a stopped process so that it can die.
+fn post_signal(scheduler: &mut Scheduler, pid: Pid, signal: u8, info: signal::Info) {
+    let Some(target) = scheduler.tasks.get(&pid) else {
+        return;
+    };
+    let tgid = target.tgid;
+    if signal::is_stop(signal) {
+        // Init is never stopped by a default action (Linux: `SIGNAL_UNKILLABLE`): nothing
+        // would be left to continue it.
+        if tgid == 1 && target.signals.is_default(signal) {
+            return;
+        }
+        for_each_thread(scheduler, tgid, |t| {
+            t.signals.discard(1 << (signal::SIGCONT - 1))
+        });
+    } else if signal == signal::SIGCONT {
+        for_each_thread(scheduler, tgid, |t| t.signals.discard(signal::STOP_SIGNALS));
+        if resume_group(scheduler, tgid) {
+            notify_parent_of_job_change(scheduler, tgid, WaitEvent::Continued);
+        }
+    } else if signal == signal::SIGKILL && resume_group(scheduler, tgid) {
+        // It dies rather than continues: there is no stop left to report.
+        if let Some(leader) = scheduler.tasks.get_mut(&tgid) {
+            leader.job_change = None;
+        }
+    }
+    if let Some(task) = scheduler.tasks.get_mut(&pid) {
+        task.signals.post(signal, info);
+    }
+    wake_for_signal(scheduler, pid);
+}
+
+fn for_each_thread(scheduler: &mut Scheduler, tgid: Pid, mut f: impl FnMut(&mut Process)) {
+    scheduler
+        .tasks
+        .values_mut()
+        .filter(|t| t.tgid == tgid)
+        .for_each(|t| f(t));
+}
+
+/// Makes the stopped threads of process `tgid` runnable; whether there were any.
+fn resume_group(scheduler: &mut Scheduler, tgid: Pid) -> bool {
+    let mut resumed = false;
+    for task in scheduler.tasks.values_mut() {
+        if task.tgid == tgid && task.state == State::Stopped {
+            // Each resumes where it stopped: a blocking call re-checks its condition.
+            task.state = State::Runnable;
+            scheduler.run_queue.push_back(task.pid);
+            resumed = true;
+        }
+    }
+    resumed
+}
+
+/// The current process stops for job-control `signal`: every thread (Linux's group stop), and
+/// the parent is told. Returns once SIGCONT or SIGKILL wakes it: `true`; `false` at once if the
+/// signal is discarded because SIGTSTP, SIGTTIN and SIGTTOU do not stop an orphaned process
+/// group (nobody would be left to continue it).
+fn stop_current(signal: u8) -> bool {
+    {
+        let mut scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let Some((tgid, pgid)) = scheduler.tasks.get(&me).map(|t| (t.tgid, t.pgid)) else {
+            return false;
+        };
+        if signal != signal::SIGSTOP && group_orphaned(&scheduler, pgid) {
+            return false;
+        }
+        for_each_thread(&mut scheduler, tgid, |t| {
+            if !matches!(t.state, State::Zombie(_)) {
+                // Sleepers too: a wake-up while stopped is not lost, since continuing makes
+                // them runnable and every wait re-checks its condition.
+                t.state = State::Stopped;
+            }
+        });
+        notify_parent_of_job_change(&mut scheduler, tgid, WaitEvent::Stopped(signal));
+    }
+    schedule();
+    true
+}
+
+/// Tells the parent of process `tgid` that it stopped or continued (Linux's
+/// `do_notify_parent_cldstop`): SIGCHLD with `CLD_STOPPED`/`CLD_CONTINUED` unless the parent's
+/// SIGCHLD action has `SA_NOCLDSTOP`; its `wait4` wakes either way.
+fn notify_parent_of_job_change(scheduler: &mut Scheduler, tgid: Pid, event: WaitEvent) {
+    let (code, status) = match event {
+        WaitEvent::Stopped(signal) => (signal::CLD_STOPPED, signal),
+        WaitEvent::Continued => (signal::CLD_CONTINUED, signal::SIGCONT),
+        WaitEvent::Exited(_) => return,
+    };
+    let Some(leader) = scheduler.tasks.get_mut(&tgid) else {
+        return;
+    };
+    leader.job_change = Some(event);
+    let parent = leader.ppid;
+    let send = scheduler
+        .tasks
+        .get(&parent)
+        .is_some_and(|p| p.signals.wants_child_stops());
+    let info = signal::Info {
+        code,
+        pid: tgid,
+        status: i32::from(status),
+        address: 0,
+    };
+    signal_parent(scheduler, parent, send.then_some(info));
+}
+
+/// SIGCHLD (if `info` is given) to `parent`, and a wake-up for its `wait4`.
+fn signal_parent(scheduler: &mut Scheduler, parent: Pid, info: Option<signal::Info>) {
+    if let Some(info) = info {
+        post_signal(scheduler, parent, signal::SIGCHLD, info);
+    }
+    if let Some(task) = scheduler.tasks.get_mut(&parent)
+        && task.state == State::WaitingForChild
+    {
+        task.state = State::Runnable;
+        scheduler.run_queue.push_back(parent);
+    }
+}
+
+/// POSIX's orphaned process group: no member has its parent in another group of the same
+/// session. Linux also disregards parents that are init; here a shell running as init gets
+/// job control on the console, and its jobs must stay stoppable.
+fn group_orphaned(scheduler: &Scheduler, pgid: Pid) -> bool {
+    !scheduler.tasks.values().any(|p| {
+        !p.is_thread
+            && p.pgid == pgid
+            && !matches!(p.state, State::Zombie(_))
+            && scheduler
+                .tasks
+                .get(&p.ppid)
+                .is_some_and(|parent| parent.pgid != pgid && parent.sid == p.sid)
+    })
+}
+
+/// Whether process group `pgid` is orphaned (the terminal's job control refuses it then).
+pub fn group_is_orphaned(pgid: Pid) -> bool {
+    group_orphaned(&SCHEDULER.lock(), pgid)
+}
+
+/// Acts on pending job-control stops (the lowest deliverable signal being a default-action
+/// stop) where a blocking call may sleep; whether the process stopped.
+pub fn stop_if_requested() -> bool {
+    let mut stopped = false;
+    while let Ok(Some(signal)) = with_current(|p| p.signals.take_stop()) {
+        stopped |= stop_current(signal);
+    }
+    stopped
 }
 
 /// A task blocked in an interruptible wait runs again to notice a deliverable signal, or one it
@@ -544,8 +741,10 @@ pub fn readiness_changed() {
     READINESS.wake_all();
 }
 
-/// Whether the current task has a signal that should interrupt a blocking call (`EINTR`).
+/// Whether the current task has a signal that should interrupt a blocking call (`EINTR`),
+/// after stopping here if a stop signal comes first.
 pub fn signal_pending() -> bool {
+    stop_if_requested();
     with_current(|p| p.signals.has_deliverable()).unwrap_or(false)
 }
 
@@ -827,12 +1026,26 @@ pub fn exec(
 pub enum WaitFor {
     Any,
     Pid(Pid),
+    /// Any child in this process group.
+    Group(Pid),
 }
 
-/// `wait4`: reaps a zombie child; `None` with `no_hang` if none is ready yet.
-pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitStatus)>> {
+/// What `wait4` reports besides exits.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitOptions {
+    /// `WNOHANG`: `None` rather than waiting.
+    pub no_hang: bool,
+    /// `WUNTRACED`: a child that stopped.
+    pub stopped: bool,
+    /// `WCONTINUED`: a child that was continued.
+    pub continued: bool,
+}
+
+/// `wait4`: reaps a zombie child or reports a stop or continue (once each, as `options` ask);
+/// `None` with `no_hang` if nothing is ready yet.
+pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<(Pid, WaitEvent)>> {
     loop {
-        {
+        let interrupted = {
             let mut scheduler = SCHEDULER.lock();
             let me = scheduler.current;
             let matches = |p: &Process| {
@@ -841,36 +1054,105 @@ pub fn wait_child(which: WaitFor, no_hang: bool) -> EResult<Option<(Pid, ExitSta
                     && match which {
                         WaitFor::Any => true,
                         WaitFor::Pid(pid) => p.pid == pid,
+                        WaitFor::Group(pgid) => p.pgid == pgid,
                     }
             };
             if !scheduler.tasks.values().any(|p| matches(p)) {
                 return Err(Errno::ECHILD);
             }
-            let zombie = scheduler
+            let ready = scheduler
                 .tasks
                 .values()
-                .find(|p| matches(p) && matches!(p.state, State::Zombie(_)))
-                .map(|p| p.pid);
-            if let Some(pid) = zombie {
-                let child = scheduler.tasks.remove(&pid).expect("found above");
-                drop(scheduler);
-                let State::Zombie(status) = child.state else {
-                    unreachable!("selected as a zombie")
-                };
-                drop(child); // frees its kernel stack and address space
-                return Ok(Some((pid, status)));
+                .filter(|p| matches(p))
+                .find_map(|p| match (p.state, p.job_change) {
+                    (State::Zombie(status), _) => Some((p.pid, WaitEvent::Exited(status))),
+                    (_, Some(event @ WaitEvent::Stopped(_))) if options.stopped => {
+                        Some((p.pid, event))
+                    }
+                    (_, Some(WaitEvent::Continued)) if options.continued => {
+                        Some((p.pid, WaitEvent::Continued))
+                    }
+                    _ => None,
+                });
+            match ready {
+                Some((pid, WaitEvent::Exited(status))) => {
+                    let child = scheduler.tasks.remove(&pid);
+                    drop(scheduler);
+                    drop(child); // frees its kernel stack and address space
+                    return Ok(Some((pid, WaitEvent::Exited(status))));
+                }
+                Some((pid, event)) => {
+                    if let Some(child) = scheduler.tasks.get_mut(&pid) {
+                        child.job_change = None;
+                    }
+                    return Ok(Some((pid, event)));
+                }
+                None => {}
             }
-            if no_hang {
+            if options.no_hang {
                 return Ok(None);
             }
-            if let Some(task) = scheduler.tasks.get_mut(&me) {
-                if task.signals.has_deliverable() {
-                    return Err(Errno::EINTR);
+            match scheduler.tasks.get_mut(&me) {
+                Some(task) if task.signals.has_deliverable() => true,
+                Some(task) => {
+                    task.state = State::WaitingForChild;
+                    false
                 }
-                task.state = State::WaitingForChild;
+                None => false,
+            }
+        };
+        if !interrupted {
+            schedule();
+        } else if signal_pending() {
+            return Err(Errno::EINTR);
+        }
+        // A stop and continue here, or a signal that turned out to be ignored: look again.
+    }
+}
+
+/// The process groups that `pid`'s exit may orphan (its own and its children's), those that are
+/// not orphaned yet.
+fn groups_linked_by(scheduler: &Scheduler, pid: Pid) -> alloc::vec::Vec<Pid> {
+    let mut groups: alloc::vec::Vec<Pid> = scheduler
+        .tasks
+        .values()
+        .filter(|t| !t.is_thread && (t.pid == pid || t.ppid == pid))
+        .map(|t| t.pgid)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups.retain(|&group| !group_orphaned(scheduler, group));
+    groups
+}
+
+/// POSIX (Linux's `kill_orphaned_pgrp`): a process group that an exit orphaned while some of
+/// it is stopped gets SIGHUP then SIGCONT, since no job-control shell is left to continue it.
+fn hang_up_orphaned(scheduler: &mut Scheduler, groups: &[Pid]) {
+    for &group in groups {
+        let members = |t: &Process| t.pgid == group && !matches!(t.state, State::Zombie(_));
+        if !group_orphaned(scheduler, group)
+            || !scheduler
+                .tasks
+                .values()
+                .any(|t| members(t) && t.state == State::Stopped)
+        {
+            continue;
+        }
+        let targets: alloc::vec::Vec<Pid> = scheduler
+            .tasks
+            .values()
+            .filter(|t| !t.is_thread && members(t))
+            .map(|t| t.pid)
+            .collect();
+        for signal in [signal::SIGHUP, signal::SIGCONT] {
+            for &pid in &targets {
+                let info = signal::Info {
+                    code: signal::SI_KERNEL,
+                    ..signal::Info::default()
+                };
+                post_signal(scheduler, pid, signal, info);
             }
         }
-        schedule();
     }
 }
 
@@ -881,6 +1163,7 @@ pub fn exit_current(status: ExitStatus) -> ! {
     let (pid, name) = {
         let mut scheduler = SCHEDULER.lock();
         let me = scheduler.current;
+        let linked = groups_linked_by(&scheduler, me);
         let (pid, name, ppid) = match scheduler.tasks.get_mut(&me) {
             Some(task) => {
                 task.state = State::Zombie(status);
@@ -894,27 +1177,18 @@ pub fn exit_current(status: ExitStatus) -> ! {
                 task.ppid = 1;
             }
         }
-        if let Some(parent) = scheduler.tasks.get_mut(&ppid) {
-            let (code, status) = match status {
-                ExitStatus::Code(code) => (signal::CLD_EXITED, code),
-                ExitStatus::Signal { signal, .. } => (signal::CLD_KILLED, i32::from(signal)),
-            };
-            parent.signals.post(
-                signal::SIGCHLD,
-                signal::Info {
-                    code,
-                    pid,
-                    status,
-                    address: 0,
-                },
-            );
-            if parent.state == State::WaitingForChild {
-                parent.state = State::Runnable;
-                scheduler.run_queue.push_back(ppid);
-            }
-        }
-        // A parent asleep elsewhere (`rt_sigsuspend`, `pause`, a read) wakes for the SIGCHLD.
-        wake_for_signal(&mut scheduler, ppid);
+        hang_up_orphaned(&mut scheduler, &linked);
+        let (code, status) = match status {
+            ExitStatus::Code(code) => (signal::CLD_EXITED, code),
+            ExitStatus::Signal { signal, .. } => (signal::CLD_KILLED, i32::from(signal)),
+        };
+        let info = signal::Info {
+            code,
+            pid,
+            status,
+            address: 0,
+        };
+        signal_parent(&mut scheduler, ppid, Some(info));
         (pid, name)
     };
     // Like Linux, only init's end and deaths by a fault signal are worth a console line.
@@ -1034,3 +1308,12 @@ fn report_fault(frame: &TrapFrame) {
     }
     kprintln!("{line}");
 }
+
+crate::kernel_test!(wait_statuses_and_states_match_linux, {
+    // <sys/wait.h>: WIFSTOPPED is 0x7f in the low byte, WSTOPSIG above it; WIFCONTINUED 0xffff.
+    crate::check_eq!(WaitEvent::Stopped(signal::SIGTSTP).wait_status(), 0x147f);
+    crate::check_eq!(WaitEvent::Stopped(signal::SIGSTOP).wait_status(), 0x137f);
+    crate::check_eq!(WaitEvent::Continued.wait_status(), 0xffff);
+    crate::check_eq!(WaitEvent::Exited(ExitStatus::Code(3)).wait_status(), 0x300);
+    crate::check_eq!(State::Stopped.letter(), 'T');
+});

@@ -1,10 +1,15 @@
 //! POSIX signals with Linux's numbers, actions and x86_64 signal frame.
 //!
-//! A signal is made pending by `kill`/`tgkill`, a child's exit (SIGCHLD) or a fault (SIGSEGV,
-//! SIGILL, SIGFPE, SIGTRAP with the faulting address in `siginfo`), and acted on when the task
-//! next returns to user mode: the default action (terminate, terminate with "core", ignore), or
-//! the handler, entered through an `rt_sigframe` laid out exactly as Linux lays it out, so that
-//! libc's `sigaction` and `SA_RESTORER` trampolines work unchanged. `rt_sigreturn` undoes it.
+//! A signal is made pending by `kill`/`tgkill`, a child's exit, stop or continue (SIGCHLD) or a
+//! fault (SIGSEGV, SIGILL, SIGFPE, SIGTRAP with the faulting address in `siginfo`), and acted on
+//! when the task next returns to user mode: the default action (terminate, terminate with
+//! "core", ignore, stop), or the handler, entered through an `rt_sigframe` laid out exactly as
+//! Linux lays it out, so that libc's `sigaction` and `SA_RESTORER` trampolines work unchanged.
+//! `rt_sigreturn` undoes it.
+//!
+//! This module is one task's bookkeeping; what a signal does to the process as a whole (a stop
+//! takes every thread, SIGCONT continues them whatever its disposition) is the scheduler's, in
+//! `task`.
 
 use crate::arch::x86_64::context::FpuState;
 use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
@@ -40,6 +45,8 @@ pub const MAX_SIGNAL: u8 = 64;
 
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
+/// In the SIGCHLD action: no SIGCHLD when a child stops or continues.
+const SA_NOCLDSTOP: u64 = 0x1;
 const SA_SIGINFO: u64 = 0x4;
 const SA_RESTORER: u64 = 0x0400_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
@@ -94,8 +101,10 @@ pub enum DefaultAction {
     /// Terminate "with core dump": the exit status says so (128 + n in shells).
     CoreDump,
     Ignore,
-    /// Job control; stopping arrives with the TTY work — until then treated as ignored.
+    /// Job control: the process stops until SIGCONT (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
     Stop,
+    /// SIGCONT: continuing happens when it is sent, whatever the disposition; taking it with the
+    /// default action does nothing more.
     Continue,
 }
 
@@ -109,6 +118,24 @@ pub fn default_action(signal: u8) -> DefaultAction {
         }
         _ => DefaultAction::Terminate,
     }
+}
+
+/// Whether `signal` stops the process by default (`sig_kernel_stop`).
+pub fn is_stop(signal: u8) -> bool {
+    default_action(signal) == DefaultAction::Stop
+}
+
+/// SIGSTOP, SIGTSTP, SIGTTIN and SIGTTOU as a set.
+pub const STOP_SIGNALS: u64 =
+    1 << (SIGSTOP - 1) | 1 << (SIGTSTP - 1) | 1 << (SIGTTIN - 1) | 1 << (SIGTTOU - 1);
+
+/// Whether the default action does nothing (`sig_kernel_ignore`: SIGCONT's continuing is done
+/// when it is sent).
+fn ignored_by_default(signal: u8) -> bool {
+    matches!(
+        default_action(signal),
+        DefaultAction::Ignore | DefaultAction::Continue
+    )
 }
 
 /// `struct k_sigaction` as the kernel sees it.
@@ -155,10 +182,14 @@ pub struct Info {
 
 pub const SI_USER: i32 = 0;
 pub const SI_TKILL: i32 = -6;
+/// Sent by the kernel (the terminal's signal characters, job control).
+pub const SI_KERNEL: i32 = 0x80;
 pub const SEGV_MAPERR: i32 = 1;
 pub const SEGV_ACCERR: i32 = 2;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
 
 /// A process's signal dispositions, mask and pending set.
 #[derive(Clone)]
@@ -205,6 +236,10 @@ pub enum Delivery {
         action: Action,
         info: Info,
     },
+    /// Stop the process (a default-action job-control signal).
+    Stop {
+        signal: u8,
+    },
 }
 
 fn valid(signal: u64) -> EResult<u8> {
@@ -240,12 +275,39 @@ impl Signals {
         let mut action = action;
         action.mask &= !(bit(SIGKILL) | bit(SIGSTOP));
         self.actions[usize::from(signal - 1)] = action;
-        if action.handler == SIG_IGN
-            || (action.handler == SIG_DFL && default_action(signal) == DefaultAction::Ignore)
-        {
+        if self.ignores(signal) {
             self.pending &= !bit(signal);
         }
         Ok(())
+    }
+
+    /// Whether taking `signal` would do nothing (`sig_handler_ignored`, and for init
+    /// `sig_task_ignored`'s `SIGNAL_UNKILLABLE` rule: no default action at all).
+    fn ignores(&self, signal: u8) -> bool {
+        let handler = self.action(signal).handler;
+        handler == SIG_IGN
+            || (handler == SIG_DFL && (ignored_by_default(signal) || self.unkillable))
+    }
+
+    /// Whether `signal` is blocked or set to SIG_IGN: the terminal's job control does not stop a
+    /// process that does either (Linux's `is_ignored` in the TTY layer).
+    pub fn ignores_or_blocks(&self, signal: u8) -> bool {
+        self.blocked & bit(signal) != 0 || self.action(signal).handler == SIG_IGN
+    }
+
+    /// Whether the parent wants SIGCHLD when a child stops or continues (no `SA_NOCLDSTOP`).
+    pub fn wants_child_stops(&self) -> bool {
+        self.action(SIGCHLD).flags & SA_NOCLDSTOP == 0
+    }
+
+    /// Whether the default action is in force: a stop signal sent to init is discarded then.
+    pub fn is_default(&self, signal: u8) -> bool {
+        self.action(signal).handler == SIG_DFL
+    }
+
+    /// Drops the pending signals of `set` (SIGCONT and the stop signals cancel each other).
+    pub fn discard(&mut self, set: u64) {
+        self.pending &= !set;
     }
 
     pub fn set_blocked(&mut self, mask: u64) {
@@ -255,14 +317,8 @@ impl Signals {
     /// Makes `signal` pending unless it would be ignored anyway. As in Linux's `sig_ignored`,
     /// a blocked or awaited signal is kept: its disposition may change before it is taken.
     pub fn post(&mut self, signal: u8, info: Info) {
-        let action = self.action(signal);
-        let ignored = action.handler == SIG_IGN
-            || (action.handler == SIG_DFL && default_action(signal) == DefaultAction::Ignore);
         let held = (self.blocked | self.awaited) & bit(signal) != 0;
-        if ignored && !held && signal != SIGKILL {
-            return;
-        }
-        if self.unkillable && action.handler == SIG_DFL && !held {
+        if self.ignores(signal) && !held {
             return;
         }
         self.pending |= bit(signal);
@@ -334,44 +390,61 @@ impl Signals {
         self.pending & !self.blocked != 0
     }
 
-    /// Takes the lowest deliverable signal that does something and says what (signals that are
+    /// The lowest deliverable signal that does something, left pending (signals that are
     /// ignored, by disposition or by default, are consumed on the way).
-    pub fn take(&mut self) -> Delivery {
+    fn next_deliverable(&mut self) -> Option<u8> {
         loop {
             let ready = self.pending & !self.blocked;
             if ready == 0 {
-                return Delivery::None;
+                return None;
             }
             let signal = ready.trailing_zeros() as u8 + 1;
-            self.pending &= !bit(signal);
-            let info = self.info[usize::from(signal - 1)];
-            let action = self.action(signal);
-            match action.handler {
-                SIG_IGN => {}
-                // A signal that was blocked when sent reaches init too; its default does not.
-                SIG_DFL if self.unkillable => {}
-                SIG_DFL => match default_action(signal) {
-                    DefaultAction::Terminate => {
-                        return Delivery::Terminate {
-                            signal,
-                            core: false,
-                        };
-                    }
-                    DefaultAction::CoreDump => return Delivery::Terminate { signal, core: true },
-                    DefaultAction::Ignore | DefaultAction::Stop | DefaultAction::Continue => {}
-                },
-                _ => {
-                    if action.flags & SA_RESETHAND != 0 {
-                        self.actions[usize::from(signal - 1)] = Action::default();
-                    }
-                    return Delivery::Handle {
-                        signal,
-                        action,
-                        info,
-                    };
-                }
+            if !self.ignores(signal) {
+                return Some(signal);
             }
+            self.pending &= !bit(signal);
         }
+    }
+
+    /// Takes the lowest deliverable signal that does something and says what.
+    pub fn take(&mut self) -> Delivery {
+        let Some(signal) = self.next_deliverable() else {
+            return Delivery::None;
+        };
+        self.pending &= !bit(signal);
+        let info = self.info[usize::from(signal - 1)];
+        let action = self.action(signal);
+        if action.handler != SIG_DFL {
+            if action.flags & SA_RESETHAND != 0 {
+                self.actions[usize::from(signal - 1)] = Action::default();
+            }
+            return Delivery::Handle {
+                signal,
+                action,
+                info,
+            };
+        }
+        match default_action(signal) {
+            DefaultAction::Terminate => Delivery::Terminate {
+                signal,
+                core: false,
+            },
+            DefaultAction::CoreDump => Delivery::Terminate { signal, core: true },
+            DefaultAction::Stop => Delivery::Stop { signal },
+            DefaultAction::Ignore | DefaultAction::Continue => Delivery::None,
+        }
+    }
+
+    /// Takes the lowest deliverable signal only if it stops the process: a blocking call acts on
+    /// a stop where it sleeps and goes on waiting once continued (Linux restarts the call), while
+    /// any other signal still interrupts it.
+    pub fn take_stop(&mut self) -> Option<u8> {
+        let signal = self.next_deliverable()?;
+        if self.action(signal).handler != SIG_DFL || !is_stop(signal) {
+            return None;
+        }
+        self.pending &= !bit(signal);
+        Some(signal)
     }
 }
 
@@ -584,4 +657,64 @@ crate::kernel_test!(signal_defaults_and_masks_follow_linux, {
         "SIGCHLD is ignored by default"
     );
     crate::check_eq!(name(SIGSEGV), "SIGSEGV");
+});
+
+crate::kernel_test!(job_control_signals_stop_continue_and_cancel, {
+    let mut signals = Signals::default();
+    // A default-action stop is a stop; blocking calls may take it without consuming others.
+    signals.post(SIGTSTP, Info::default());
+    crate::check_eq!(signals.take_stop(), Some(SIGTSTP));
+    signals.post(SIGSTOP, Info::default());
+    crate::check!(matches!(signals.take(), Delivery::Stop { signal: SIGSTOP }));
+    // A lower signal with a handler comes first and is not a stop: the call is interrupted.
+    let handler = Action {
+        handler: 0x1000,
+        flags: SA_RESTORER,
+        ..Action::default()
+    };
+    crate::check!(signals.set_action(SIGINT, handler).is_ok());
+    signals.post(SIGINT, Info::default());
+    signals.post(SIGTTIN, Info::default());
+    crate::check_eq!(signals.take_stop(), None);
+    crate::check!(matches!(
+        signals.take(),
+        Delivery::Handle { signal: SIGINT, .. }
+    ));
+    crate::check_eq!(signals.take_stop(), Some(SIGTTIN));
+    // SIGTSTP with a handler is caught, not a stop.
+    crate::check!(signals.set_action(SIGTSTP, handler).is_ok());
+    signals.post(SIGTSTP, Info::default());
+    crate::check_eq!(signals.take_stop(), None);
+    crate::check!(matches!(
+        signals.take(),
+        Delivery::Handle {
+            signal: SIGTSTP,
+            ..
+        }
+    ));
+    // SIGSTOP cannot be caught or blocked; SIGCONT's default is not queued unless blocked.
+    crate::check!(signals.set_action(SIGSTOP, handler).is_err());
+    signals.set_blocked(bit(SIGSTOP));
+    crate::check_eq!(signals.blocked, 0);
+    signals.post(SIGCONT, Info::default());
+    crate::check_eq!(signals.pending_mask(), 0);
+    signals.set_blocked(bit(SIGCONT));
+    signals.post(SIGCONT, Info::default());
+    crate::check_eq!(signals.pending_mask(), bit(SIGCONT));
+    signals.discard(bit(SIGCONT));
+    crate::check_eq!(signals.pending_mask(), 0);
+    crate::check!(is_stop(SIGTTOU) && !is_stop(SIGCONT));
+    crate::check_eq!(STOP_SIGNALS.count_ones(), 4);
+    // SA_NOCLDSTOP on SIGCHLD silences stop and continue reports.
+    crate::check!(signals.wants_child_stops());
+    let quiet = Action {
+        flags: SA_NOCLDSTOP | SA_RESTORER,
+        ..handler
+    };
+    crate::check!(signals.set_action(SIGCHLD, quiet).is_ok());
+    crate::check!(!signals.wants_child_stops());
+    // The terminal's job control treats blocked and ignored alike.
+    crate::check!(!signals.ignores_or_blocks(SIGTTIN));
+    signals.set_blocked(bit(SIGTTIN));
+    crate::check!(signals.ignores_or_blocks(SIGTTIN));
 });

@@ -5,6 +5,12 @@
 //! queue until a line (canonical mode) or `VMIN` bytes (raw mode) are ready. Output goes through
 //! `OPOST`/`ONLCR`. The termios, window-size and foreground-group ioctls use Linux's numbers and
 //! struct layouts, so shells and editors configure it as they would a Linux serial port.
+//!
+//! Job control: the terminal belongs to the session that made it its controlling terminal (the
+//! console starts out with init's session 0), and only the foreground process group of that
+//! session may read it; a background group that tries is stopped with SIGTTIN (SIGTTOU for
+//! changing settings or the foreground group, and for writing with `TOSTOP`), which is how a
+//! shell's `cat &` ends up "Stopped (tty input)".
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -32,6 +38,7 @@ const ECHOE: u32 = 0o20;
 const ECHOK: u32 = 0o40;
 const ECHOCTL: u32 = 0o1000;
 const ECHOKE: u32 = 0o4000;
+const TOSTOP: u32 = 0o400;
 const IEXTEN: u32 = 0o100000;
 // c_cc indices
 const VINTR: usize = 0;
@@ -323,7 +330,7 @@ fn input(byte: u8) {
             |p| p.pgid == foreground,
             signal,
             signal::Info {
-                code: 0x80, // SI_KERNEL
+                code: signal::SI_KERNEL,
                 ..signal::Info::default()
             },
         );
@@ -337,11 +344,54 @@ pub fn readable() -> bool {
     CONSOLE.lock().readable()
 }
 
+/// Linux's `__tty_check_change` for the current process: outside the foreground group of the
+/// terminal's session, its whole group is sent `signal` and stops here; once continued it looks
+/// again (Linux restarts the call). A process that blocks or ignores the signal may go ahead,
+/// except that a read fails with `EIO`, as does anything an orphaned group tries: nobody would
+/// continue it.
+fn job_control(signal: u8) -> EResult<()> {
+    loop {
+        let (foreground, session) = {
+            let tty = CONSOLE.lock();
+            (tty.foreground, tty.session)
+        };
+        let Ok((group, sid)) = task::group_and_session(0) else {
+            return Ok(()); // the kernel itself
+        };
+        if sid != session || foreground == 0 || group == foreground {
+            return Ok(());
+        }
+        if task::with_current(|p| p.signals.ignores_or_blocks(signal))? {
+            return if signal == signal::SIGTTIN {
+                Err(Errno::EIO)
+            } else {
+                Ok(())
+            };
+        }
+        if task::group_is_orphaned(group) {
+            return Err(Errno::EIO);
+        }
+        let info = signal::Info {
+            code: signal::SI_KERNEL,
+            ..signal::Info::default()
+        };
+        let _ = task::send_signal_to(|p| p.pgid == group, signal, info);
+        let stopped = task::stop_if_requested();
+        if task::signal_pending() {
+            return Err(Errno::EINTR);
+        }
+        if !stopped {
+            return Err(Errno::EIO); // init, which no default action stops
+        }
+    }
+}
+
 /// `read` on the terminal.
 pub fn read(out: &mut [u8]) -> EResult<usize> {
     if out.is_empty() {
         return Ok(0);
     }
+    job_control(signal::SIGTTIN)?;
     let nonblocking_raw = {
         let tty = CONSOLE.lock();
         tty.termios.lflag & ICANON == 0 && tty.termios.cc[VMIN] == 0
@@ -377,6 +427,9 @@ pub fn read(out: &mut [u8]) -> EResult<usize> {
 
 /// `write` on the terminal.
 pub fn write(data: &[u8]) -> EResult<usize> {
+    if CONSOLE.lock().termios.lflag & TOSTOP != 0 {
+        job_control(signal::SIGTTOU)?;
+    }
     CONSOLE.lock().output(data);
     Ok(data.len())
 }
@@ -404,6 +457,12 @@ pub enum IoctlData {
 /// `ioctl` on the terminal. `input` is what the user's argument points at, for the requests
 /// that read it (the syscall layer reads as many bytes as `argument_size` says).
 pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
+    if matches!(request, TCSETS | TCSETSW | TCSETSF | TIOCSPGRP) {
+        match job_control(signal::SIGTTOU) {
+            Err(Errno::EIO) if request == TIOCSPGRP => return Err(Errno::ENOTTY),
+            result => result?,
+        }
+    }
     let mut tty = CONSOLE.lock();
     match request {
         TCGETS => Ok(IoctlData::Out(tty.termios.to_bytes().to_vec())),

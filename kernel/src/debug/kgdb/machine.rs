@@ -103,6 +103,7 @@ impl Machine for KernelMachine {
                 task::State::Runnable | task::State::Running => "runnable",
                 task::State::WaitingForChild => "sleeping (wait4)",
                 task::State::Sleeping => "sleeping",
+                task::State::Stopped => "stopped (job control)",
                 task::State::Zombie(_) => "zombie",
             };
             each(&ThreadInfo {
