@@ -260,10 +260,16 @@ fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
     power::exit(ExitCode::Success)
 }
 
-/// Runs `/init` (or `init=PATH`) from the initramfs as pid 1, like Linux's `kernel_init`.
+/// Runs `/init` (or `rdinit=PATH`, or `init=PATH`) from the initramfs as pid 1, like Linux's
+/// `kernel_init`. Linux takes `rdinit=` for a program in the initramfs and `init=` for one on
+/// a root disk; with the initramfs as the only root here, both name the same thing (`rdinit=`
+/// first), so one command line boots the same initramfs on either kernel.
 /// Returns only if there is none or it cannot be run.
 fn start_init(cmdline: &boot::Cmdline) {
-    let path = cmdline.get("init").unwrap_or("/init");
+    let path = cmdline
+        .get("rdinit")
+        .or_else(|| cmdline.get("init"))
+        .unwrap_or("/init");
     let mut argv = alloc::vec![path];
     argv.extend(cmdline.init_args());
     let program = match exec::resolve(path, &argv) {

@@ -1160,6 +1160,13 @@ fn hang_up_orphaned(scheduler: &mut Scheduler, groups: &[Pid]) {
 pub fn exit_current(status: ExitStatus) -> ! {
     end_other_threads();
     release_thread_memory();
+    // Linux's `exit_files`: the descriptors close now, not when the parent reaps the zombie,
+    // so a pipe's reader sees end-of-file as soon as its last writer has exited (a shell
+    // reads `$(...)` to the end before it waits for the command).
+    let files = with_current(|p| {
+        core::mem::replace(&mut p.files, Arc::new(IrqSpinLock::new(FdTable::new())))
+    });
+    drop(files);
     let (pid, name) = {
         let mut scheduler = SCHEDULER.lock();
         let me = scheduler.current;
