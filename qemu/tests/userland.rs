@@ -290,6 +290,60 @@ fn job_control_stops_continues_and_reports_like_linux() {
 }
 
 #[test]
+fn user_and_group_ids_change_by_linux_rules_and_are_enforced() {
+    let result = boot(&[("init", &program("identity"))], "");
+    let console = &result.console;
+    for line in [
+        "getgroups: count 2, got 2, one small list -22",
+        "unprivileged, saved root: uid 1000/1000/0 gid 100/100/100",
+        "open root's 0600 file: -13",
+        "mkdir in a root-owned 0755 directory: -13",
+        "setgroups without root: -1",
+        "signal init: -1",
+        "setuid(4242): -1",
+        "effective root again: uid 1000/0/0 gid 100/100/100",
+        "dropped for good: uid 1000/1000/1000 gid 100/100/100",
+        "setreuid(-1,0) now: -1",
+        "a file in /tmp is owned by 1000:100",
+        "signal itself: 0",
+        "child exited 0",
+        "init unchanged: uid 0/0/0 gid 0/0/0",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
+fn resource_limits_prctl_and_parent_death_signals() {
+    let result = boot(&[("init", &program("limits"))], "");
+    let console = &result.console;
+    for line in [
+        "nofile: 1024/4096",
+        "stack: 8 MiB, hard unlimited",
+        "bad resource: -22",
+        "soft above hard: -22",
+        "opened 5 more before errno 24",
+        "prlimit64 self: 0 (old soft 8)",
+        "raise hard as a user: -1",
+        "lower as a user: 0",
+        "prlimit64 on init as a user: -1",
+        "prctl name: renamed-process",
+        "prctl unknown option: -22",
+        "no_new_privs: set 0, now 1",
+        "robust list registered by libc: 0, length 24",
+        "orphan reaped by init: 1, killed by signal 15",
+    ] {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+    assert!(
+        !console.contains("unimplemented system call"),
+        "limits, prctl and robust lists are system calls now:\n{console}"
+    );
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
+#[test]
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
     let console = &result.console;
@@ -845,6 +899,8 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "memory",
         "threads",
         "jobctl",
+        "identity",
+        "limits",
     ] {
         let binary = program(name);
         let files: &[(&str, &Path)] = &[("init", &binary), ("forkexec", &binary)];

@@ -45,7 +45,7 @@ fn fill_random(out: &mut [u8]) {
 /// directory and credentials); at boot, before any process, as root from `/`.
 pub fn read_executable(path: &str) -> EResult<Vec<u8>> {
     let (context, creds) =
-        match crate::task::with_current(|p| (p.fs.lock().clone(), p.creds.clone())) {
+        match crate::task::with_current(|p| (p.fs.lock().clone(), p.identity.credentials())) {
             Ok(found) => found,
             Err(_) => (
                 crate::fs::vfs::init_context()?,

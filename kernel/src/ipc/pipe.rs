@@ -110,6 +110,7 @@ impl CharDevice for Pipe {
                             pid,
                             ..signal::Info::default()
                         },
+                        None,
                     );
                     return Err(Errno::EPIPE);
                 }

@@ -40,7 +40,7 @@ fn path_arg(address: u64) -> EResult<String> {
 
 /// The caller's file system view, cloned out of the process.
 fn context() -> EResult<(FsContext, Credentials)> {
-    task::with_current(|p| (p.fs.lock().clone(), p.creds.clone()))
+    task::with_current(|p| (p.fs.lock().clone(), p.identity.credentials()))
 }
 
 pub fn file(fd: i32) -> EResult<Arc<OpenFile>> {

@@ -113,14 +113,6 @@ pub fn getppid(_: &mut Call<'_>) -> EResult<u64> {
     task::with_current(|p| u64::from(p.ppid))
 }
 
-pub fn getuid(_: &mut Call<'_>) -> EResult<u64> {
-    Ok(0)
-}
-
-pub fn getgid(_: &mut Call<'_>) -> EResult<u64> {
-    Ok(0)
-}
-
 pub fn set_tid_address(call: &mut Call<'_>) -> EResult<u64> {
     task::with_current(|p| {
         p.clear_child_tid = call.args.0[0];
@@ -553,5 +545,198 @@ pub fn sysinfo(call: &mut Call<'_>) -> EResult<u64> {
     buf[104..108].copy_from_slice(&1u32.to_le_bytes());
     let target = UserSlice::new(call.args.0[0], buf.len())?;
     task::with_current(|p| p.space.lock().write(target, &buf))??;
+    Ok(0)
+}
+
+/// Reads a `struct rlimit` (16 bytes) from user memory.
+fn read_limit(address: u64) -> EResult<task::limits::Limit> {
+    let mut bytes = [0u8; 16];
+    let source = UserSlice::new(address, 16)?;
+    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+    Ok(task::limits::Limit::from_bytes(&bytes))
+}
+
+fn write_limit(address: u64, limit: task::limits::Limit) -> EResult<()> {
+    let target = UserSlice::new(address, 16)?;
+    task::with_current(|p| p.space.lock().write(target, &limit.to_bytes()))?
+}
+
+/// Replaces or reads a limit of process `pid` as `caller` may; `RLIMIT_NOFILE` resizes the
+/// descriptor table at once.
+fn change_limit(
+    pid: task::Pid,
+    resource: u64,
+    new: Option<task::limits::Limit>,
+    caller: &task::identity::Identity,
+) -> EResult<task::limits::Limit> {
+    task::with_process(pid, |p| {
+        // `prlimit64` on another process: root, or a user who is that process's every uid and
+        // gid (Linux's `check_prlimit_permission`).
+        let same_user = [
+            p.identity.uid.real,
+            p.identity.uid.effective,
+            p.identity.uid.saved,
+        ]
+        .iter()
+        .all(|&id| id == caller.uid.real)
+            && [
+                p.identity.gid.real,
+                p.identity.gid.effective,
+                p.identity.gid.saved,
+            ]
+            .iter()
+            .all(|&id| id == caller.gid.real);
+        if !caller.is_privileged() && !same_user {
+            return Err(Errno::EPERM);
+        }
+        let Some(limit) = new else {
+            return p.limits.get(resource);
+        };
+        let old = p.limits.set(resource, limit, caller.is_privileged())?;
+        if resource == task::limits::RLIMIT_NOFILE as u64 {
+            let size = usize::try_from(limit.soft).unwrap_or(usize::MAX);
+            p.files.lock().set_limit(size.min(1 << 20));
+        }
+        Ok(old)
+    })?
+}
+
+fn caller() -> EResult<(task::Pid, task::identity::Identity)> {
+    task::with_current(|p| (p.pid, p.identity.clone()))
+}
+
+pub fn getrlimit(call: &mut Call<'_>) -> EResult<u64> {
+    let [resource, address, ..] = call.args.0;
+    let (me, identity) = caller()?;
+    let limit = change_limit(me, resource, None, &identity)?;
+    write_limit(address, limit)?;
+    Ok(0)
+}
+
+pub fn setrlimit(call: &mut Call<'_>) -> EResult<u64> {
+    let [resource, address, ..] = call.args.0;
+    let new = read_limit(address)?;
+    let (me, identity) = caller()?;
+    change_limit(me, resource, Some(new), &identity)?;
+    Ok(0)
+}
+
+/// `prlimit64(pid, resource, new, old)`: pid 0 is the caller.
+pub fn prlimit64(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, resource, new, old, ..] = call.args.0;
+    let (me, identity) = caller()?;
+    let pid = match pid as i32 {
+        0 => me,
+        pid if pid > 0 => pid as task::Pid,
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = match new {
+        0 => None,
+        address => Some(read_limit(address)?),
+    };
+    let previous = change_limit(pid, resource, new, &identity)?;
+    if old != 0 {
+        write_limit(old, previous)?;
+    }
+    Ok(0)
+}
+
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_GET_PDEATHSIG: u64 = 2;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+const PR_SET_NO_NEW_PRIVS: u64 = 38;
+const PR_GET_NO_NEW_PRIVS: u64 = 39;
+
+/// `prctl`: the options programs commonly use; any other is `EINVAL`, as Linux answers an
+/// option it does not have.
+pub fn prctl(call: &mut Call<'_>) -> EResult<u64> {
+    let [option, arg2, arg3, arg4, arg5, ..] = call.args.0;
+    match option {
+        PR_SET_PDEATHSIG => {
+            let signal = if arg2 == 0 {
+                0
+            } else {
+                crate::task::signal::check_signal(arg2)?
+            };
+            task::with_current(|p| p.parent_death_signal = signal)?;
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            let signal = task::with_current(|p| p.parent_death_signal)?;
+            let target = UserSlice::new(arg2, 4)?;
+            task::with_current(|p| {
+                p.space
+                    .lock()
+                    .write(target, &i32::from(signal).to_le_bytes())
+            })??;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(u64::from(task::with_current(|p| p.dumpable)?)),
+        PR_SET_DUMPABLE if arg2 <= 1 => {
+            task::with_current(|p| p.dumpable = arg2 == 1)?;
+            Ok(0)
+        }
+        PR_SET_NAME => {
+            // 16 bytes at most, NUL-terminated or not; the name is cut at 15.
+            let mut bytes = [0u8; 16];
+            let source = UserSlice::new(arg2, 16)?;
+            task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(15).min(15);
+            let name = alloc::string::String::from_utf8_lossy(&bytes[..end]).into_owned();
+            task::with_current(|p| p.name = name)?;
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut bytes = [0u8; 16];
+            let name = task::with_current(|p| p.name.clone())?;
+            let len = name.len().min(15);
+            bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+            let target = UserSlice::new(arg2, 16)?;
+            task::with_current(|p| p.space.lock().write(target, &bytes))??;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS if arg2 == 1 && arg3 == 0 && arg4 == 0 && arg5 == 0 => {
+            task::with_current(|p| p.no_new_privs = true)?;
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS if arg2 == 0 && arg3 == 0 && arg4 == 0 && arg5 == 0 => {
+            Ok(u64::from(task::with_current(|p| p.no_new_privs)?))
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `set_robust_list(head, len)`: the list the kernel walks when the thread dies
+/// (`task::futex::release_robust_list`); `len` must be the size of `struct robust_list_head`.
+pub fn set_robust_list(call: &mut Call<'_>) -> EResult<u64> {
+    let [head, len, ..] = call.args.0;
+    if len != 24 {
+        return Err(Errno::EINVAL);
+    }
+    task::with_current(|p| p.robust_list = head)?;
+    Ok(0)
+}
+
+/// `get_robust_list(pid, head_ptr, len_ptr)`: the caller's (pid 0) or another thread's list
+/// head, the latter for root only.
+pub fn get_robust_list(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, head_at, len_at, ..] = call.args.0;
+    let (me, identity) = caller()?;
+    let pid = match pid as i32 {
+        0 => me,
+        pid if pid > 0 => pid as task::Pid,
+        _ => return Err(Errno::ESRCH),
+    };
+    if pid != me && !identity.is_privileged() {
+        return Err(Errno::EPERM);
+    }
+    let head = task::with_process(pid, |p| p.robust_list)?;
+    for (address, value) in [(head_at, head), (len_at, 24)] {
+        let target = UserSlice::new(address, 8)?;
+        task::with_current(|p| p.space.lock().write(target, &value.to_le_bytes()))??;
+    }
     Ok(0)
 }

@@ -131,12 +131,17 @@ pub fn kill(call: &mut Call<'_>) -> EResult<u64> {
     let signal = check_signal_or_zero(number)?;
     let info = sender_info(signal::SI_USER)?;
     let pid = pid as i32;
-    let (me, my_group) = task::with_current(|p| (p.pid, p.pgid))?;
+    let (me, my_group, sender) = task::with_current(|p| (p.tgid, p.pgid, p.identity.clone()))?;
+    let sender = Some(&sender);
     match pid {
-        p if p > 0 => task::send_signal(p as u32, signal, info)?,
-        0 => task::send_signal_to(|p| p.pgid == my_group, signal, info)?,
-        -1 => task::send_signal_to(|p| p.pid != 1 && p.pid != me, signal, info)?,
-        group => task::send_signal_to(|p| p.pgid == group.unsigned_abs(), signal, info)?,
+        p if p > 0 => task::send_signal(p as u32, signal, info, sender)?,
+        0 => task::send_signal_to(|p| p.pgid == my_group, signal, info, sender)?,
+        // Everyone it may signal but init and itself; `EPERM` for the others is not an error.
+        -1 => match task::send_signal_to(|p| p.tgid != 1 && p.tgid != me, signal, info, sender) {
+            Err(Errno::EPERM) => {}
+            other => other?,
+        },
+        group => task::send_signal_to(|p| p.pgid == group.unsigned_abs(), signal, info, sender)?,
     }
     Ok(0)
 }
@@ -145,19 +150,26 @@ pub fn tkill(call: &mut Call<'_>) -> EResult<u64> {
     let [tid, number, ..] = call.args.0;
     let signal = check_signal_or_zero(number)?;
     let tid = u32::try_from(tid as i64).map_err(|_| Errno::EINVAL)?;
-    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?)?;
+    let sender = task::with_current(|p| p.identity.clone())?;
+    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?, Some(&sender))?;
     Ok(0)
 }
 
+/// `tgkill(tgid, tid, sig)`: the thread `tid`, only if it belongs to process `tgid` (`ESRCH`
+/// otherwise, so a recycled thread id is never hit by mistake).
 pub fn tgkill(call: &mut Call<'_>) -> EResult<u64> {
     let [tgid, tid, number, ..] = call.args.0;
-    if tgid != tid {
-        // One thread per process until clone(CLONE_THREAD) exists.
+    let signal = check_signal_or_zero(number)?;
+    let (tgid, tid) = (tgid as i64, tid as i64);
+    if tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let tid = u32::try_from(tid).map_err(|_| Errno::EINVAL)?;
+    if crate::task::info::get(tid).is_none_or(|t| i64::from(t.tgid) != tgid) {
         return Err(Errno::ESRCH);
     }
-    let signal = check_signal_or_zero(number)?;
-    let tid = u32::try_from(tid as i64).map_err(|_| Errno::EINVAL)?;
-    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?)?;
+    let sender = task::with_current(|p| p.identity.clone())?;
+    task::send_signal(tid, signal, sender_info(signal::SI_TKILL)?, Some(&sender))?;
     Ok(0)
 }
 

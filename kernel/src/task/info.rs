@@ -25,8 +25,12 @@ pub struct ProcessInfo {
     pub sid: Pid,
     pub comm: Comm,
     pub state: State,
+    /// Effective ids (what `/proc/<pid>` is owned by, `ps`'s USER).
     pub uid: u32,
     pub gid: u32,
+    /// Real, effective, saved and file-system ids, as `/proc/<pid>/status` lists them.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
     /// CPU time used so far, the current run included.
     pub cpu_ns: u64,
     /// When it was created, in nanoseconds since boot.
@@ -50,8 +54,10 @@ impl ProcessInfo {
             sid: process.sid,
             comm: Comm::new(&process.name),
             state: process.state,
-            uid: process.creds.uid,
-            gid: process.creds.gid,
+            uid: process.identity.uid.effective,
+            gid: process.identity.gid.effective,
+            uids: ids(&process.identity.uid),
+            gids: ids(&process.identity.gid),
             cpu_ns: process.cpu_time_ns(now),
             start_ns: process.start_ns,
             memory: process.space.try_lock().map(|space| space.usage()),
@@ -66,6 +72,10 @@ impl ProcessInfo {
     pub fn is_group_leader(&self) -> bool {
         self.pid == self.tgid
     }
+}
+
+fn ids(ids: &super::identity::Ids) -> [u32; 4] {
+    [ids.real, ids.effective, ids.saved, ids.fs]
 }
 
 /// Calls `f` with every process in pid order, without allocating; nothing if the process table

@@ -15,8 +15,10 @@
 //! reads it through `info::ProcessInfo`, so they cannot disagree.
 
 mod futex;
+pub mod identity;
 pub mod info;
 mod kernel_stack;
+pub mod limits;
 pub mod signal;
 mod wait_queue;
 
@@ -125,7 +127,18 @@ pub struct Process {
     pub fs: Arc<IrqSpinLock<FsContext>>,
     /// Open files (`CLONE_FILES` shares the table).
     pub files: Arc<IrqSpinLock<FdTable>>,
-    pub creds: Credentials,
+    /// User and group ids (`identity::Identity`); the VFS sees `identity.credentials()`.
+    pub identity: identity::Identity,
+    /// Resource limits (`getrlimit` and friends).
+    pub limits: limits::Limits,
+    /// `PR_SET_PDEATHSIG`: the signal this process gets when its parent exits (0: none).
+    pub parent_death_signal: u8,
+    /// `PR_SET_DUMPABLE` and `PR_SET_NO_NEW_PRIVS`, kept for `PR_GET_*` (nothing here dumps
+    /// core or gains privileges on exec yet).
+    pub dumpable: bool,
+    pub no_new_privs: bool,
+    /// `set_robust_list`: the head of the thread's list of held robust futexes (0: none).
+    pub robust_list: u64,
     /// Thread group id: the pid `getpid` returns (the first thread's pid).
     pub tgid: Pid,
     /// A thread other than its group's first: not waited for, freed as soon as it exits.
@@ -237,6 +250,16 @@ pub fn comm(pid: Pid) -> Comm {
     }
 }
 
+/// Runs `f` on process (or thread) `pid` (`ESRCH` if there is none).
+pub fn with_process<R>(pid: Pid, f: impl FnOnce(&mut Process) -> R) -> EResult<R> {
+    let mut scheduler = SCHEDULER.lock();
+    scheduler
+        .tasks
+        .get_mut(&pid)
+        .map(|p| f(p))
+        .ok_or(Errno::ESRCH)
+}
+
 /// Runs `f` on the current process (`ESRCH` in the idle context).
 pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> EResult<R> {
     let mut scheduler = SCHEDULER.lock();
@@ -308,7 +331,12 @@ fn new_process(
         space,
         fs,
         files,
-        creds: Credentials::root(),
+        identity: identity::Identity::root(),
+        limits: limits::Limits::linux_defaults(),
+        parent_death_signal: 0,
+        dumpable: true,
+        no_new_privs: false,
+        robust_list: 0,
         tgid: pid,
         is_thread: false,
         job_change: None,
@@ -476,9 +504,20 @@ pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
 }
 
 /// Sends `signal` to process `pid` (`kill`); 0 only checks that it exists.
-pub fn send_signal(pid: Pid, signal: u8, info: signal::Info) -> EResult<()> {
+///
+/// `sender` is the sending process's identity (`None` when the kernel sends): it must be
+/// allowed to signal the target (`EPERM`), even to probe it with signal 0.
+pub fn send_signal(
+    pid: Pid,
+    signal: u8,
+    info: signal::Info,
+    sender: Option<&identity::Identity>,
+) -> EResult<()> {
     let mut scheduler = SCHEDULER.lock();
     let task = scheduler.tasks.get(&pid).ok_or(Errno::ESRCH)?;
+    if sender.is_some_and(|s| !s.may_signal(&task.identity)) {
+        return Err(Errno::EPERM);
+    }
     if matches!(task.state, State::Zombie(_)) {
         return Ok(());
     }
@@ -488,21 +527,29 @@ pub fn send_signal(pid: Pid, signal: u8, info: signal::Info) -> EResult<()> {
     Ok(())
 }
 
-/// Sends `signal` to every process `select` picks; `ESRCH` if none.
+/// Sends `signal` to every process `select` picks that `sender` may signal; `ESRCH` if
+/// `select` picks none, `EPERM` if it may signal none of them.
 pub fn send_signal_to(
     select: impl Fn(&Process) -> bool,
     signal: u8,
     info: signal::Info,
+    sender: Option<&identity::Identity>,
 ) -> EResult<()> {
     let mut scheduler = SCHEDULER.lock();
+    let mut found = false;
     let targets: alloc::vec::Vec<Pid> = scheduler
         .tasks
         .values()
         .filter(|p| !matches!(p.state, State::Zombie(_)) && select(p))
+        .inspect(|_| found = true)
+        .filter(|p| sender.is_none_or(|s| s.may_signal(&p.identity)))
         .map(|p| p.pid)
         .collect();
-    if targets.is_empty() {
+    if !found {
         return Err(Errno::ESRCH);
+    }
+    if targets.is_empty() {
+        return Err(Errno::EPERM);
     }
     if signal != 0 {
         for pid in targets {
@@ -889,7 +936,9 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     } else {
         Arc::new(IrqSpinLock::new(parent.fs.lock().clone()))
     };
-    let creds = parent.creds.clone();
+    let identity = parent.identity.clone();
+    let (limits, dumpable, no_new_privs) =
+        (parent.limits.clone(), parent.dumpable, parent.no_new_privs);
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
     let name = parent.name.clone();
@@ -914,7 +963,8 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
         child_frame,
         fpu,
     )?;
-    child.creds = creds;
+    child.identity = identity;
+    (child.limits, child.dumpable, child.no_new_privs) = (limits, dumpable, no_new_privs);
     child.fs_base = request.tls.unwrap_or(fs_base);
     child.tgid = if request.thread { tgid } else { pid };
     child.is_thread = request.thread;
@@ -959,8 +1009,14 @@ pub fn exit_thread(code: i32) -> ! {
     unreachable!("an exited thread is never scheduled again")
 }
 
-/// `CLONE_CHILD_CLEARTID`: zero the thread's tid word and wake whoever joins it.
+/// A thread's last words to its address space: its robust futexes are marked owner-dead, and
+/// (`CLONE_CHILD_CLEARTID`) its tid word is zeroed and whoever joins it woken.
 fn release_thread_memory() {
+    if let Ok((head, space, tid)) = with_current(|p| (p.robust_list, Arc::clone(&p.space), p.pid))
+        && head != 0
+    {
+        futex::release_robust_list(&space, head, tid);
+    }
     let target = with_current(|p| (p.clear_child_tid, Arc::clone(&p.space)));
     if let Ok((address, space)) = target
         && address != 0
@@ -1178,11 +1234,23 @@ pub fn exit_current(status: ExitStatus) -> ! {
             }
             None => (0, String::new(), 0),
         };
-        // Orphans go to init.
+        // Orphans go to init; those that asked (`PR_SET_PDEATHSIG`) get their signal.
+        let mut bereaved = alloc::vec::Vec::new();
         for task in scheduler.tasks.values_mut() {
             if task.ppid == pid {
                 task.ppid = 1;
+                if task.parent_death_signal != 0 {
+                    bereaved.push((task.pid, task.parent_death_signal));
+                }
             }
+        }
+        for (child, signal) in bereaved {
+            let info = signal::Info {
+                code: signal::SI_USER,
+                pid,
+                ..signal::Info::default()
+            };
+            post_signal(&mut scheduler, child, signal, info);
         }
         hang_up_orphaned(&mut scheduler, &linked);
         let (code, status) = match status {

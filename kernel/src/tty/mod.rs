@@ -333,6 +333,7 @@ fn input(byte: u8) {
                 code: signal::SI_KERNEL,
                 ..signal::Info::default()
             },
+            None,
         );
     }
     READERS.wake_all();
@@ -375,7 +376,7 @@ fn job_control(signal: u8) -> EResult<()> {
             code: signal::SI_KERNEL,
             ..signal::Info::default()
         };
-        let _ = task::send_signal_to(|p| p.pgid == group, signal, info);
+        let _ = task::send_signal_to(|p| p.pgid == group, signal, info, None);
         let stopped = task::stop_if_requested();
         if task::signal_pending() {
             return Err(Errno::EINTR);
@@ -494,6 +495,7 @@ pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
                     |p| p.pgid == foreground,
                     signal::SIGWINCH,
                     signal::Info::default(),
+                    None,
                 );
             }
             Ok(IoctlData::None)

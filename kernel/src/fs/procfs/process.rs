@@ -323,14 +323,20 @@ fn status(pid: Pid, out: &mut String) -> EResult<()> {
     let _ = write!(
         out,
         "Name:\t{name}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{tgid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\n\
-         Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\nFDSize:\t{fd_size}\nGroups:\t\n\
+         Uid:\t{u0}\t{u1}\t{u2}\t{u3}\nGid:\t{g0}\t{g1}\t{g2}\t{g3}\nFDSize:\t{fd_size}\nGroups:\t\n\
          NStgid:\t{tgid}\nNSpid:\t{pid}\nNSpgid:\t{pgid}\nNSsid:\t{sid}\n",
         name = info.comm.as_str(),
         state = state_name(info.state),
         tgid = info.tgid,
         ppid = info.ppid,
-        uid = info.uid,
-        gid = info.gid,
+        u0 = info.uids[0],
+        u1 = info.uids[1],
+        u2 = info.uids[2],
+        u3 = info.uids[3],
+        g0 = info.gids[0],
+        g1 = info.gids[1],
+        g2 = info.gids[2],
+        g3 = info.gids[3],
         pgid = info.pgid,
         sid = info.sid,
     );
