@@ -178,6 +178,34 @@ pub struct QemuConfig {
     pub echo_stderr: bool,
     /// Appended verbatim.
     pub extra_args: Vec<OsString>,
+    /// Kill QEMU when the thread that spawned it ends, even by SIGKILL (Linux's
+    /// `PR_SET_PDEATHSIG`), so a front end that dies cannot leave a guest running. The kernel
+    /// ties this to the spawning *thread*: set it only when spawning from one that lives as
+    /// long as the guest should (the TUI's and the CLI's main threads).
+    pub exit_with_parent: bool,
+}
+
+/// Makes the child get SIGKILL when the spawning thread ends (`PR_SET_PDEATHSIG`). If the
+/// parent is already gone by the time the child runs the hook (it was re-parented), the spawn
+/// fails instead of leaving an orphan.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the hook runs in the forked child before `exec` and only makes two
+    // async-signal-safe system calls (`prctl`, `getppid`), touching no locks or allocations.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other(
+                    "the launcher exited during the spawn",
+                ));
+            }
+            Ok(())
+        });
+    }
 }
 
 impl QemuConfig {
@@ -194,6 +222,7 @@ impl QemuConfig {
             qemu_gdb: None,
             echo_stderr: false,
             extra_args: Vec::new(),
+            exit_with_parent: false,
         }
     }
 
@@ -280,6 +309,9 @@ impl QemuConfig {
             command.stdin(Stdio::null()).stdout(Stdio::null());
         }
         command.stderr(Stdio::piped());
+        if self.exit_with_parent {
+            die_with_parent(&mut command);
+        }
         let mut child = command.spawn().map_err(|source| LaunchError::Spawn {
             binary: self.qemu_binary.display().to_string(),
             source,
@@ -501,6 +533,34 @@ fn shell_quote(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// The pids of `parent`'s child processes, from Linux's /proc (for tests and tools that check
+/// what a launcher left behind).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| proc_stat(pid).is_some_and(|(_, ppid)| ppid == parent))
+        .collect()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// State letter and parent pid from `/proc/<pid>/stat` (`pid (comm) state ppid ...`; the name
+/// may hold spaces and parentheses, so the fields are read after the last `)`).
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
 }
 
 #[cfg(test)]

@@ -140,6 +140,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         Some(path) => InitrdSource::from_path(&path)?,
     };
     let mut config = QemuConfig::new(kernel);
+    // The CLI spawns from its main thread: if it is killed, QEMU goes with it.
+    config.exit_with_parent = true;
     config.initrd = initrd.prepare(&workspace)?;
     config.append = format!("console=ttyS0 {}", args.append).trim().to_owned();
     config.accel = args.accel;

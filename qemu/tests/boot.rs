@@ -310,3 +310,49 @@ fn cli_run_boots_and_maps_exit_statuses() {
         "{line}"
     );
 }
+
+#[test]
+fn qemu_dies_with_a_launcher_that_is_killed() {
+    // QEMU's own gdb stub freezes the guest until gdb continues: a guest that would run
+    // forever, under a launcher that is then SIGKILLed (nothing of it can clean up).
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_cadenza-qemu"))
+        .args([
+            "run",
+            "--initrd",
+            "none",
+            "--gdb-qemu",
+            "0",
+            "--timeout",
+            "120",
+        ])
+        .arg("--kernel")
+        .arg(kernel())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cadenza-qemu runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let qemu = loop {
+        if let Some(&pid) = cadenza_qemu::launch::children_of(launcher.id()).first() {
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "QEMU never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        cadenza_qemu::launch::is_running(qemu),
+        "QEMU {qemu} runs while the launcher does"
+    );
+    launcher.kill().expect("SIGKILL the launcher");
+    let _ = launcher.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cadenza_qemu::launch::is_running(qemu) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "QEMU {qemu} outlived its killed launcher"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -246,6 +246,8 @@ impl Session {
         config.accel = self.plan.accel;
         config.memory_mib = self.plan.memory_mib;
         config.serial = vec![SerialBackend::Capture, SerialBackend::Null];
+        // If the TUI is killed (even with SIGKILL), QEMU goes too; spawned from the main loop.
+        config.exit_with_parent = true;
         match self.plan.stub {
             GdbStub::Kgdb { port, .. } => config.serial[1] = SerialBackend::Tcp(port),
             GdbStub::Qemu { port } => {

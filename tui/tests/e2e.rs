@@ -97,6 +97,15 @@ impl Tmux {
         assert!(self.tmux(&args).status.success(), "send-keys {keys:?}");
     }
 
+    /// The pid of the process running in the pane.
+    fn pane_pid(&self) -> u32 {
+        let output = self.tmux(&["list-panes", "-t", "tui", "-F", "#{pane_pid}"]);
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("tmux reports the pane's pid")
+    }
+
     fn alive(&self) -> bool {
         self.tmux(&["has-session", "-t", "tui"]).status.success()
     }
@@ -313,4 +322,46 @@ fn a_kernel_panic_opens_the_panic_pane_with_source_lines() {
         s.contains("the kernel panicked")
     });
     tmux.keys(&["q"]);
+}
+
+#[test]
+fn a_killed_tui_takes_its_qemu_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // QEMU's gdb stub holds the CPU until gdb attaches: a guest that neither writes nor
+    // exits, so nothing but the TUI's own arrangement can end it.
+    let command = format!(
+        "exec {} --kernel {} --initrd none --gdb-qemu 0 --report-dir {}",
+        quote(env!("CARGO_BIN_EXE_cadenza-tui")),
+        quote(&kernel().display().to_string()),
+        quote(&dir.path().display().to_string()),
+    );
+    let tmux = Tmux::start("orphan", &command);
+    tmux.wait_for("QEMU frozen for gdb", BOOT, |s| {
+        s.contains("frozen until gdb continues")
+    });
+    // Keep the pane when the TUI dies: closing it would hang up the terminal and SIGHUP would
+    // end QEMU anyway, hiding whether the TUI itself made sure of it.
+    assert!(
+        tmux.tmux(&["set-option", "-t", "tui", "remain-on-exit", "on"])
+            .status
+            .success()
+    );
+    let tui = tmux.pane_pid();
+    let qemu = *cadenza_qemu::launch::children_of(tui)
+        .first()
+        .unwrap_or_else(|| panic!("the TUI (pid {tui}) has no QEMU child"));
+    // SIGKILL: no destructor, no signal handler, nothing of the TUI runs again.
+    let killed = Command::new("kill")
+        .args(["-KILL", &tui.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + STEP;
+    while cadenza_qemu::launch::is_running(qemu) {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU {qemu} outlived the killed TUI"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
