@@ -45,6 +45,22 @@ fn program(name: &str) -> PathBuf {
     binary
 }
 
+/// Asserts that every one of `lines` is on the console (showing the console if one is not).
+fn assert_printed(console: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(console.contains(line), "{line:?} missing:\n{console}");
+    }
+}
+
+/// Boots the test program `name` as init: it must print every one of `lines` and the machine
+/// must end cleanly.
+fn program_prints(name: &str, lines: &[&str]) -> RunResult {
+    let result = boot(&[("init", &program(name))], "");
+    assert_printed(&result.console, lines);
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
+    result
+}
+
 /// Boots with a root file system holding `files` (path in the archive, file to copy).
 fn boot(files: &[(&str, &Path)], append: &str) -> RunResult {
     boot_kernel(&kernel(), files, append)
@@ -72,22 +88,23 @@ fn boot_kernel(kernel: &Path, files: &[(&str, &Path)], append: &str) -> RunResul
 fn a_static_musl_program_runs_as_init() {
     let result = boot(&[("init", &program("hello"))], "-- extra");
     let console = &result.console;
-    for line in [
-        "SMEP on, SMAP on",
-        "Run /init as init process",
-        "hello from userspace: argc=2 argv0=/init",
-        "env: HOME=/",
-        "uname: Linux x86_64",
-        "pid=1 ppid=0",
-        "write(bad pointer) = -1 errno=14",
-        "write(kernel pointer) = -1 errno=14",
-        "write(bad fd) = -1 errno=9",
-        "syscall(999) = -1 errno=38",
-        "malloc: 7 9",
-        "init[1]: exited with status 3",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
+    assert_printed(
+        console,
+        &[
+            "SMEP on, SMAP on",
+            "Run /init as init process",
+            "hello from userspace: argc=2 argv0=/init",
+            "env: HOME=/",
+            "uname: Linux x86_64",
+            "pid=1 ppid=0",
+            "write(bad pointer) = -1 errno=14",
+            "write(kernel pointer) = -1 errno=14",
+            "write(bad fd) = -1 errno=9",
+            "syscall(999) = -1 errno=38",
+            "malloc: 7 9",
+            "init[1]: exited with status 3",
+        ],
+    );
     assert!(
         console.contains("unimplemented system call 999"),
         "ENOSYS is logged once: {console}"
@@ -100,20 +117,21 @@ fn fork_exec_wait_and_preemption() {
     let forkexec = program("forkexec");
     let result = boot(&[("init", &forkexec), ("forkexec", &forkexec)], "");
     let console = &result.console;
-    for line in [
-        "exec'd child: argv[2]=two ppid-is-parent=1",
-        "waitpid: same pid exited=1 status=7",
-        "reaped 20 children, exit codes sum 190, then errno=10",
-        "copy on fork: parent sees 1, child exited with 42",
-        "cow both ways: child ok=1 parent intact=1",
-        "exec of a missing file: errno=2",
-        "child groups: setpgid=0 pgid-is-self=1 setsid=-1 errno=1",
-        "parent groups: pgrp=0 sid=0",
-        "preempted the spinner: work done",
-        "init[1]: exited with status 0",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
+    assert_printed(
+        console,
+        &[
+            "exec'd child: argv[2]=two ppid-is-parent=1",
+            "waitpid: same pid exited=1 status=7",
+            "reaped 20 children, exit codes sum 190, then errno=10",
+            "copy on fork: parent sees 1, child exited with 42",
+            "cow both ways: child ok=1 parent intact=1",
+            "exec of a missing file: errno=2",
+            "child groups: setpgid=0 pgid-is-self=1 setsid=-1 errno=1",
+            "parent groups: pgrp=0 sid=0",
+            "preempted the spinner: work done",
+            "init[1]: exited with status 0",
+        ],
+    );
     assert_eq!(result.exit, GuestExit::Clean);
 
     // `poweroff` ends the machine through reboot(2), before init exits.
@@ -201,41 +219,37 @@ fn strace_logs_every_system_call() {
 
 #[test]
 fn signals_handlers_masks_faults_and_kills() {
-    let result = boot(&[("init", &program("signals"))], "");
-    let console = &result.console;
-    for line in [
-        "SIGUSR1 handled: sig=10 from self=1 fpu intact=1",
-        "blocked SIGUSR2: delivered=0 pending=1",
-        "unblocked SIGUSR2: delivered=12",
-        "caught SIGSEGV at 0x18",
-        "SIGCHLD seen=1 child status=5",
-        "killed child: signaled=1 termsig=15",
-        "kill(nonexistent) = -1 errno=3; kill(bad signal) = -1 errno=22",
-        "init survives SIGTERM and SIGKILL without handlers",
-        "blocked SIGTERM to init: pending=1",
-        "handler ran: 15",
-        "init[1]: exited with status 0",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
-    assert_eq!(result.exit, GuestExit::Clean);
+    program_prints(
+        "signals",
+        &[
+            "SIGUSR1 handled: sig=10 from self=1 fpu intact=1",
+            "blocked SIGUSR2: delivered=0 pending=1",
+            "unblocked SIGUSR2: delivered=12",
+            "caught SIGSEGV at 0x18",
+            "SIGCHLD seen=1 child status=5",
+            "killed child: signaled=1 termsig=15",
+            "kill(nonexistent) = -1 errno=3; kill(bad signal) = -1 errno=22",
+            "init survives SIGTERM and SIGKILL without handlers",
+            "blocked SIGTERM to init: pending=1",
+            "handler ran: 15",
+            "init[1]: exited with status 0",
+        ],
+    );
 }
 
 #[test]
 fn waits_with_deadlines_and_for_blocked_signals() {
-    let result = boot(&[("init", &program("timed_waits"))], "");
-    let console = &result.console;
-    for line in [
-        "sigtimedwait timeout: -1 errno=11 waited>=60ms=1",
-        "sigwaitinfo: sig=10 from child=1",
-        "sigtimedwait SIGCHLD: sig=17 pid matches=1 code=1",
-        "reaped: 1",
-        "futex timeout: -1 errno=110 waited>=40ms=1",
-        "init[1]: exited with status 0",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
-    assert_eq!(result.exit, GuestExit::Clean);
+    program_prints(
+        "timed_waits",
+        &[
+            "sigtimedwait timeout: -1 errno=11 waited>=60ms=1",
+            "sigwaitinfo: sig=10 from child=1",
+            "sigtimedwait SIGCHLD: sig=17 pid matches=1 code=1",
+            "reaped: 1",
+            "futex timeout: -1 errno=110 waited>=40ms=1",
+            "init[1]: exited with status 0",
+        ],
+    );
 }
 
 /// What `jobctl.c` prints, line for line, on Linux (run the static binary on the host to check).
@@ -291,51 +305,50 @@ fn job_control_stops_continues_and_reports_like_linux() {
 
 #[test]
 fn user_and_group_ids_change_by_linux_rules_and_are_enforced() {
-    let result = boot(&[("init", &program("identity"))], "");
-    let console = &result.console;
-    for line in [
-        "getgroups: count 2, got 2, one small list -22",
-        "unprivileged, saved root: uid 1000/1000/0 gid 100/100/100",
-        "open root's 0600 file: -13",
-        "mkdir in a root-owned 0755 directory: -13",
-        "setgroups without root: -1",
-        "signal init: -1",
-        "setuid(4242): -1",
-        "effective root again: uid 1000/0/0 gid 100/100/100",
-        "dropped for good: uid 1000/1000/1000 gid 100/100/100",
-        "setreuid(-1,0) now: -1",
-        "a file in /tmp is owned by 1000:100",
-        "signal itself: 0",
-        "child exited 0",
-        "init unchanged: uid 0/0/0 gid 0/0/0",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
-    assert_eq!(result.exit, GuestExit::Clean);
+    program_prints(
+        "identity",
+        &[
+            "getgroups: count 2, got 2, one small list -22",
+            "unprivileged, saved root: uid 1000/1000/0 gid 100/100/100",
+            "open root's 0600 file: -13",
+            "mkdir in a root-owned 0755 directory: -13",
+            "setgroups without root: -1",
+            "signal init: -1",
+            "setuid(4242): -1",
+            "effective root again: uid 1000/0/0 gid 100/100/100",
+            "dropped for good: uid 1000/1000/1000 gid 100/100/100",
+            "setreuid(-1,0) now: -1",
+            "a file in /tmp is owned by 1000:100",
+            "signal itself: 0",
+            "child exited 0",
+            "init unchanged: uid 0/0/0 gid 0/0/0",
+        ],
+    );
 }
 
 #[test]
 fn resource_limits_prctl_and_parent_death_signals() {
     let result = boot(&[("init", &program("limits"))], "");
     let console = &result.console;
-    for line in [
-        "nofile: 1024/4096",
-        "stack: 8 MiB, hard unlimited",
-        "bad resource: -22",
-        "soft above hard: -22",
-        "opened 5 more before errno 24",
-        "prlimit64 self: 0 (old soft 8)",
-        "raise hard as a user: -1",
-        "lower as a user: 0",
-        "prlimit64 on init as a user: -1",
-        "prctl name: renamed-process",
-        "prctl unknown option: -22",
-        "no_new_privs: set 0, now 1",
-        "robust list registered by libc: 0, length 24",
-        "orphan reaped by init: 1, killed by signal 15",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
+    assert_printed(
+        console,
+        &[
+            "nofile: 1024/4096",
+            "stack: 8 MiB, hard unlimited",
+            "bad resource: -22",
+            "soft above hard: -22",
+            "opened 5 more before errno 24",
+            "prlimit64 self: 0 (old soft 8)",
+            "raise hard as a user: -1",
+            "lower as a user: 0",
+            "prlimit64 on init as a user: -1",
+            "prctl name: renamed-process",
+            "prctl unknown option: -22",
+            "no_new_privs: set 0, now 1",
+            "robust list registered by libc: 0, length 24",
+            "orphan reaped by init: 1, killed by signal 15",
+        ],
+    );
     assert!(
         !console.contains("unimplemented system call"),
         "limits, prctl and robust lists are system calls now:\n{console}"
@@ -347,18 +360,19 @@ fn resource_limits_prctl_and_parent_death_signals() {
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
     let console = &result.console;
-    for line in [
-        "1 GiB mapping: refused errno=12",
-        "lazy 200 MiB mapping: abc",
-        "write to read-only page: si_code=2",
-        "touch after munmap: si_code=1",
-        "brk grew: 1",
-        "deep stack: 0",
-        "mprotect on unmapped = -1",
-        "init[1]: exited with status 0",
-    ] {
-        assert!(console.contains(line), "{line:?} missing:\n{console}");
-    }
+    assert_printed(
+        console,
+        &[
+            "1 GiB mapping: refused errno=12",
+            "lazy 200 MiB mapping: abc",
+            "write to read-only page: si_code=2",
+            "touch after munmap: si_code=1",
+            "brk grew: 1",
+            "deep stack: 0",
+            "mprotect on unmapped = -1",
+            "init[1]: exited with status 0",
+        ],
+    );
 }
 
 #[test]
@@ -530,6 +544,18 @@ fn shell_command(
         .unwrap_or_else(|| panic!("no prompt after {command:?}:\n{}", qemu.console()))
 }
 
+/// `shell_command` for each (command, expected output) in turn.
+fn shell_commands(
+    qemu: &mut cadenza_qemu::Running,
+    mut at: usize,
+    steps: &[(&str, &str)],
+) -> usize {
+    for (command, expected) in steps {
+        at = shell_command(qemu, at, command, expected);
+    }
+    at
+}
+
 #[test]
 fn debians_busybox_shell_runs_commands() {
     let dir = tempfile::tempdir().unwrap();
@@ -628,32 +654,36 @@ fn busybox_shell_stops_continues_and_resumes_jobs() {
     // kill -STOP and -CONT from the shell, on a background job: stopped, it does not act on
     // SIGTERM until continued. (ash does not ask wait4 for WCONTINUED, so until then `jobs`
     // says "Stopped", as on Linux.)
-    for (command, expected) in [
-        ("sleep 40 & echo started", "started\r\n"),
-        (
-            "kill -STOP %1; sleep 1; jobs",
-            "[1]+  Stopped (signal)           sleep 40\r\n",
-        ),
-        (
-            "kill %1; sleep 1; jobs",
-            "[1]+  Stopped (signal)           sleep 40\r\n",
-        ),
-        (
-            "kill -CONT %1; sleep 1; jobs",
-            "[1]+  Terminated                 sleep 40\r\n",
-        ),
-    ] {
-        at = shell_command(&mut qemu, at, command, expected);
-    }
+    at = shell_commands(
+        &mut qemu,
+        at,
+        &[
+            ("sleep 40 & echo started", "started\r\n"),
+            (
+                "kill -STOP %1; sleep 1; jobs",
+                "[1]+  Stopped (signal)           sleep 40\r\n",
+            ),
+            (
+                "kill %1; sleep 1; jobs",
+                "[1]+  Stopped (signal)           sleep 40\r\n",
+            ),
+            (
+                "kill -CONT %1; sleep 1; jobs",
+                "[1]+  Terminated                 sleep 40\r\n",
+            ),
+        ],
+    );
 
     // A background job that reads the terminal is stopped by SIGTTIN; in the foreground it
     // reads what is typed.
-    for (command, expected) in [
-        ("cat & echo started", "started\r\n"),
-        ("sleep 1; jobs", "[1]+  Stopped (tty input)        cat\r\n"),
-    ] {
-        at = shell_command(&mut qemu, at, command, expected);
-    }
+    at = shell_commands(
+        &mut qemu,
+        at,
+        &[
+            ("cat & echo started", "started\r\n"),
+            ("sleep 1; jobs", "[1]+  Stopped (tty input)        cat\r\n"),
+        ],
+    );
     qemu.send(b"fg\r").unwrap();
     at = qemu
         .wait_for_console("cat\r\n", at, SHELL_STEP)
@@ -682,15 +712,17 @@ fn busybox_shell_stops_continues_and_resumes_jobs() {
 #[test]
 fn sysrq_trigger_crashes_the_kernel_from_userspace_like_linux() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut qemu, mut at) = busybox_shell(dir.path());
-    for (command, expected) in [
-        ("mount -t proc proc /proc && echo mounted", "mounted"),
-        ("echo h > /proc/sysrq-trigger", "sysrq: HELP : crash(c)"),
-        // Write-only, as on Linux.
-        ("cat /proc/sysrq-trigger; echo rc-$?", "rc-1"),
-    ] {
-        at = shell_command(&mut qemu, at, command, expected);
-    }
+    let (mut qemu, at) = busybox_shell(dir.path());
+    shell_commands(
+        &mut qemu,
+        at,
+        &[
+            ("mount -t proc proc /proc && echo mounted", "mounted"),
+            ("echo h > /proc/sysrq-trigger", "sysrq: HELP : crash(c)"),
+            // Write-only, as on Linux.
+            ("cat /proc/sysrq-trigger; echo rc-$?", "rc-1"),
+        ],
+    );
     qemu.send(b"echo c > /proc/sysrq-trigger\r").unwrap();
     let result = qemu.wait(Some(SHELL_STEP)).unwrap();
     assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
@@ -730,52 +762,54 @@ fn procfs_and_mount_serve_busybox_ps_free_top_uptime_and_mount() {
     let (mut qemu, mut at) = busybox_shell(dir.path());
     // Before procfs is mounted, /proc is an empty directory, as on Linux.
     at = shell_command(&mut qemu, at, "ls /proc | wc -l", "0\r\n");
-    for (command, expected) in [
-        ("mount -t proc proc /proc && echo mounted", "mounted\r\n"),
-        ("mount | grep ^proc", "proc on /proc type proc (rw)\r\n"),
-        // The mount table is per reader; /proc/mounts is Linux's symlink to it.
-        ("readlink /proc/mounts", "self/mounts\r\n"),
-        ("sleep 60 & echo started", "started\r\n"),
-        ("tr '\\0' ' ' < /proc/$!/cmdline; echo", "sleep 60 \r\n"),
-        ("cat /proc/$!/comm", "sleep\r\n"),
-        // `ps` reads /proc/<pid>/stat and cmdline; the sleeper is sleeping.
-        (
-            "ps -o pid,ppid,stat,args | grep 'sleep 60$'",
-            " S    sleep 60\r\n",
-        ),
-        (
-            "grep -E '^(State|PPid):' /proc/$!/status | tr '\\t\\n' ' '; echo",
-            "State: S (sleeping) PPid: 1 \r\n",
-        ),
-        ("top -b -n 1 | grep -c '[s]leep 60'", "1\r\n"),
-        ("kill $! && wait $!; echo wait-$?", "wait-143\r\n"),
-        ("readlink /proc/self/fd/0", "/dev/console\r\n"),
-        ("readlink /proc/$$/cwd", "/\r\n"),
-        ("grep -c '\\[stack\\]' /proc/self/maps", "1\r\n"),
-        ("uptime | grep -c 'load average: '", "1\r\n"),
-        // tmpfs with options, a full file system, a busy mount, unknown types.
-        (
-            "mkdir /mnt && mount -t tmpfs -o size=64k,mode=700 scratch /mnt && stat -c %a /mnt",
-            "700\r\n",
-        ),
-        (
-            "grep ' /mnt ' /proc/mounts",
-            "scratch /mnt tmpfs rw 0 0\r\n",
-        ),
-        (
-            "dd if=/dev/zero of=/mnt/f bs=1k count=100 2>&1 | grep -c 'No space left'",
-            "1\r\n",
-        ),
-        ("cd /mnt && umount /mnt; echo rc-$?; cd /", "rc-1\r\n"),
-        ("umount /mnt && grep -c ' /mnt ' /proc/mounts", "0\r\n"),
-        (
-            "mount -t nosuchfs none /mnt 2>&1 | grep -c 'No such device'",
-            "1\r\n",
-        ),
-        ("umount /tmp 2>&1 | grep -c 'Invalid argument'", "1\r\n"),
-    ] {
-        at = shell_command(&mut qemu, at, command, expected);
-    }
+    at = shell_commands(
+        &mut qemu,
+        at,
+        &[
+            ("mount -t proc proc /proc && echo mounted", "mounted\r\n"),
+            ("mount | grep ^proc", "proc on /proc type proc (rw)\r\n"),
+            // The mount table is per reader; /proc/mounts is Linux's symlink to it.
+            ("readlink /proc/mounts", "self/mounts\r\n"),
+            ("sleep 60 & echo started", "started\r\n"),
+            ("tr '\\0' ' ' < /proc/$!/cmdline; echo", "sleep 60 \r\n"),
+            ("cat /proc/$!/comm", "sleep\r\n"),
+            // `ps` reads /proc/<pid>/stat and cmdline; the sleeper is sleeping.
+            (
+                "ps -o pid,ppid,stat,args | grep 'sleep 60$'",
+                " S    sleep 60\r\n",
+            ),
+            (
+                "grep -E '^(State|PPid):' /proc/$!/status | tr '\\t\\n' ' '; echo",
+                "State: S (sleeping) PPid: 1 \r\n",
+            ),
+            ("top -b -n 1 | grep -c '[s]leep 60'", "1\r\n"),
+            ("kill $! && wait $!; echo wait-$?", "wait-143\r\n"),
+            ("readlink /proc/self/fd/0", "/dev/console\r\n"),
+            ("readlink /proc/$$/cwd", "/\r\n"),
+            ("grep -c '\\[stack\\]' /proc/self/maps", "1\r\n"),
+            ("uptime | grep -c 'load average: '", "1\r\n"),
+            // tmpfs with options, a full file system, a busy mount, unknown types.
+            (
+                "mkdir /mnt && mount -t tmpfs -o size=64k,mode=700 scratch /mnt && stat -c %a /mnt",
+                "700\r\n",
+            ),
+            (
+                "grep ' /mnt ' /proc/mounts",
+                "scratch /mnt tmpfs rw 0 0\r\n",
+            ),
+            (
+                "dd if=/dev/zero of=/mnt/f bs=1k count=100 2>&1 | grep -c 'No space left'",
+                "1\r\n",
+            ),
+            ("cd /mnt && umount /mnt; echo rc-$?; cd /", "rc-1\r\n"),
+            ("umount /mnt && grep -c ' /mnt ' /proc/mounts", "0\r\n"),
+            (
+                "mount -t nosuchfs none /mnt 2>&1 | grep -c 'No such device'",
+                "1\r\n",
+            ),
+            ("umount /tmp 2>&1 | grep -c 'Invalid argument'", "1\r\n"),
+        ],
+    );
     // `free` and /proc/meminfo agree, and total memory is what QEMU gave (256 MiB, less what
     // firmware and the kernel image keep).
     let before = at;
