@@ -500,7 +500,7 @@ fn busybox_root(dir: &Path) -> PathBuf {
     for applet in [
         "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
         "printf", "mount", "umount", "ps", "free", "uptime", "top", "readlink", "tr", "tail",
-        "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff",
+        "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff", "diff",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -947,24 +947,28 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
     }
 }
 
-#[test]
-fn shell_scenarios_print_the_same_lines_on_debians_linux() {
-    // Pipelines, redirections, traps, background jobs, many processes and files, tmpfs mounts
-    // and procfs readers, in Debian's busybox sh (qemu/tests/userland/scenarios/shell.sh).
+/// Runs qemu/tests/userland/scenarios/<script> with `interpreter` (a path inside the busybox
+/// root) as init on Cadenza and on Debian's Linux; both must print the same lines, ending with
+/// "scenario done".
+fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&str, &Path)]) {
     let dir = tempfile::tempdir().unwrap();
     let archive = busybox_root(dir.path());
-    let script = workspace()
-        .root()
-        .join("qemu/tests/userland/scenarios/shell.sh");
     let tree = dir.path().join("tree");
-    std::fs::copy(&script, tree.join("scenario.sh")).unwrap();
+    let source = workspace()
+        .root()
+        .join("qemu/tests/userland/scenarios")
+        .join(script);
+    std::fs::copy(&source, tree.join("scenario")).unwrap();
+    for (name, file) in extra_files {
+        std::fs::copy(file, tree.join(name)).unwrap();
+    }
     std::fs::remove_file(&archive).unwrap();
     cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
     let run = |kernel: &Path, extra: &str| {
         let mut config = QemuConfig::new(kernel.to_path_buf());
         config.initrd = Some(archive.clone());
         // `rdinit=`: Linux's name for a program in the initramfs (`init=` is for root disks).
-        config.append = format!("console=ttyS0 {extra} rdinit=/bin/sh -- /scenario.sh");
+        config.append = format!("console=ttyS0 {extra} rdinit={interpreter} -- /scenario");
         let result = config.run(Duration::from_secs(120)).expect("QEMU starts");
         assert_ne!(result.exit, GuestExit::TimedOut, "{}", result.console);
         user_lines(&result.console)
@@ -974,7 +978,26 @@ fn shell_scenarios_print_the_same_lines_on_debians_linux() {
     assert_eq!(
         cadenza.last().map(String::as_str),
         Some("scenario done"),
-        "{cadenza:#?}"
+        "{script}: {cadenza:#?}"
     );
-    assert_eq!(cadenza, linux, "Cadenza (left) and Linux (right) differ");
+    assert_eq!(cadenza, linux, "{script}: Cadenza (left) and Linux (right) differ");
+}
+
+#[test]
+fn shell_scenarios_print_the_same_lines_on_debians_linux() {
+    // Pipelines, redirections, traps, background jobs, many processes and files, tmpfs mounts
+    // and procfs readers, in Debian's busybox sh.
+    scenario_on_both_kernels("/bin/sh", "shell.sh", &[]);
+}
+
+#[test]
+fn bash_scenarios_print_the_same_lines_on_debians_linux() {
+    // Debian's bash (bash-static): arrays, coprocesses, process substitution, traps, regexes,
+    // job control in a script, ulimit.
+    let bash = Path::new("/bin/bash-static");
+    assert!(
+        bash.is_file(),
+        "Debian's bash-static is needed (scripts/setup.sh installs it)"
+    );
+    scenario_on_both_kernels("/bin/bash", "bash.sh", &[("bin/bash", bash)]);
 }
