@@ -432,7 +432,7 @@ fn busybox_root(dir: &Path) -> PathBuf {
     for applet in [
         "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
         "printf", "mount", "umount", "ps", "free", "uptime", "top", "readlink", "tr", "tail",
-        "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff",
+        "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff", "date",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -525,6 +525,78 @@ fn debians_busybox_shell_runs_commands() {
         result.console
     );
     assert_eq!(result.exit, GuestExit::Clean);
+}
+
+/// Runs `command` (which prints `label=<number>`) at the prompt: the number, and the console
+/// offset after the next prompt.
+fn shell_number(
+    qemu: &mut cadenza_qemu::Running,
+    at: usize,
+    command: &str,
+    label: &str,
+) -> (u64, usize) {
+    let next = shell_command(
+        qemu,
+        at,
+        &format!("echo {label}=$({command})"),
+        &format!("{label}="),
+    );
+    let console = qemu.console();
+    let number = console[at..next]
+        .lines()
+        .find_map(|line| {
+            line.trim_end_matches('\r')
+                .strip_prefix(&format!("{label}="))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label}= in:\n{console}"));
+    (number, next)
+}
+
+#[test]
+fn the_wall_clock_is_the_rtcs_and_stamps_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, at) = busybox_shell(dir.path());
+    let host_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // QEMU's RTC follows the host's clock (`-rtc base=utc`): the guest's wall clock, read at
+    // boot from it, must agree within a few minutes (boot and command time included).
+    let (guest, at) = shell_number(&mut qemu, at, "date +%s", "NOW");
+    assert!(
+        guest.abs_diff(host_now()) < 300,
+        "guest {guest}, host {}",
+        host_now()
+    );
+    // tmpfs stamps new files with the wall clock.
+    let (mtime, at) = shell_number(
+        &mut qemu,
+        at,
+        "echo x > /tmp/f && stat -c %Y /tmp/f",
+        "MTIME",
+    );
+    assert!(
+        mtime.abs_diff(host_now()) < 300,
+        "mtime {mtime}, host {}",
+        host_now()
+    );
+    // Root may set the clock (`settimeofday`/`clock_settime`); it goes on ticking from there.
+    let (set, _) = shell_number(
+        &mut qemu,
+        at,
+        "date -s @2000000000 >/dev/null; date +%s",
+        "SET",
+    );
+    assert!(
+        (2_000_000_000..2_000_000_300).contains(&set),
+        "after date -s: {set}"
+    );
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
 }
 
 /// Sends `key` (a signal character) until `expected` appears: the shell hands the terminal to a

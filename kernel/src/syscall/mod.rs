@@ -6,6 +6,7 @@
 //! panic the kernel. An unknown number is `ENOSYS`, logged once per number with its name.
 //! Booting with `strace` logs every call with its arguments and result.
 
+mod clock;
 mod files;
 mod names;
 mod poll;
@@ -81,7 +82,7 @@ syscall_table! {
     32 => files::dup,
     33 => files::dup2,
     34 => process::pause,
-    35 => process::nanosleep,
+    35 => clock::nanosleep,
     39 => process::getpid,
     40 => files::sendfile,
     56 => process::clone,
@@ -112,6 +113,7 @@ syscall_table! {
     93 => files::fchown,
     94 => files::lchown,
     95 => files::umask,
+    96 => clock::gettimeofday,
     99 => process::sysinfo,
     102 => process::getuid,
     104 => process::getgid,
@@ -128,17 +130,19 @@ syscall_table! {
     130 => signal::rt_sigsuspend,
     158 => process::arch_prctl,
     162 => process::sync,
+    164 => clock::settimeofday,
     165 => files::mount,
     166 => files::umount2,
     169 => process::reboot,
     186 => process::gettid,
     200 => signal::tkill,
-    201 => process::time,
+    201 => clock::time,
     202 => process::futex,
     217 => files::getdents64,
     218 => process::set_tid_address,
-    228 => process::clock_gettime,
-    230 => process::clock_nanosleep,
+    227 => clock::clock_settime,
+    228 => clock::clock_gettime,
+    230 => clock::clock_nanosleep,
     231 => process::exit_group,
     234 => signal::tgkill,
     257 => files::openat,

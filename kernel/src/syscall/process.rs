@@ -282,21 +282,6 @@ pub fn munmap(call: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
-pub fn clock_gettime(call: &mut Call<'_>) -> EResult<u64> {
-    let [clock, target, ..] = call.args.0;
-    // CLOCK_REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW, *_COARSE, BOOTTIME.
-    if clock > 7 {
-        return Err(Errno::EINVAL);
-    }
-    let ns = crate::time::now_ns();
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
-    let target = UserSlice::new(target, 16)?;
-    task::with_current(|p| p.space.lock().write(target, &bytes))??;
-    Ok(0)
-}
-
 pub fn getrandom(call: &mut Call<'_>) -> EResult<u64> {
     let [target, len, flags, ..] = call.args.0;
     // GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE
@@ -408,46 +393,6 @@ pub fn execve(call: &mut Call<'_>) -> EResult<u64> {
 pub fn sched_yield(_: &mut Call<'_>) -> EResult<u64> {
     task::schedule();
     Ok(0)
-}
-
-/// Sleeps (state `S`) until `deadline`; `EINTR` if a signal comes first.
-fn sleep_until(deadline: u64) -> EResult<u64> {
-    static SLEEPERS: task::WaitQueue = task::WaitQueue::new();
-    SLEEPERS.wait_until_deadline(Some(deadline), || false)?;
-    Ok(0)
-}
-
-pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let duration = time_arg::duration(call.args.0[0], Format::Timespec)?;
-    sleep_until(crate::time::now_ns().saturating_add(duration))
-}
-
-const TIMER_ABSTIME: u64 = 1;
-
-/// `clock_nanosleep(clock, flags, request, remain)`: every clock counts from boot here (no
-/// real-time clock yet), so absolute and relative requests share one timeline.
-pub fn clock_nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let [clock, flags, request, ..] = call.args.0;
-    if clock > 7 || flags & !TIMER_ABSTIME != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let value = time_arg::duration(request, Format::Timespec)?;
-    let deadline = if flags & TIMER_ABSTIME != 0 {
-        value
-    } else {
-        crate::time::now_ns().saturating_add(value)
-    };
-    sleep_until(deadline)
-}
-
-/// `time`: seconds on the kernel's clock (since boot, until a real-time clock is read).
-pub fn time(call: &mut Call<'_>) -> EResult<u64> {
-    let seconds = crate::time::now_ns() / 1_000_000_000;
-    if call.args.0[0] != 0 {
-        let target = UserSlice::new(call.args.0[0], 8)?;
-        task::with_current(|p| p.space.lock().write(target, &seconds.to_le_bytes()))??;
-    }
-    Ok(seconds)
 }
 
 fn pid_arg(value: u64) -> EResult<task::Pid> {
