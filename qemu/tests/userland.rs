@@ -307,6 +307,71 @@ fn lazy_memory_mprotect_and_munmap() {
     }
 }
 
+/// What qemu/tests/userland/waitid_mremap.c prints (the same as on Linux, which
+/// `the_test_programs_print_the_same_lines_on_debians_linux` checks).
+const WAITID_MREMAP_EXPECTED: &[&str] = &[
+    "no event asked: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "unknown option bit: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "unknown id type: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "P_PID 0: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "no children: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "no children WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "exit WNOWAIT: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "exit again WNOWAIT: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "zombie WSTOPPED WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "exit reaped: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "exit reaped twice: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "running WNOHANG: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "stop WNOWAIT: ret=0 ok signo=17 code=CLD_STOPPED pid=child uid=0 status=19",
+    "stop: ret=0 ok signo=17 code=CLD_STOPPED pid=child uid=0 status=19",
+    "stop reported: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "continue WNOWAIT: ret=0 ok signo=17 code=CLD_CONTINUED pid=child uid=0 status=18",
+    "continue: ret=0 ok signo=17 code=CLD_CONTINUED pid=child uid=0 status=18",
+    "continue reported: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "killed: ret=0 ok signo=17 code=CLD_KILLED pid=child uid=0 status=9",
+    "other group WNOHANG: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "my group WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "no such group: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "child's group: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=3",
+    "my group: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=4",
+    "with rusage: ret=0 status=5",
+    "shrink: same=1 kept=1 tail mapped=0",
+    "grow in place: same=1 kept=1 new zero=1",
+    "blocked growth: ENOMEM",
+    "grow by moving: moved=1 contents=1 untouched zero=1 new zero=1",
+    "after the move: old mapped=0 neighbour mapped=1",
+    "fixed: at target=1 contents=1 new zero=1 old mapped=0 before it=1",
+    "fixed and shrunk: at target=1 contents=1 rest mapped=0",
+    "unaligned address: EINVAL",
+    "unknown flag: EINVAL",
+    "fixed without maymove: EINVAL",
+    "new length 0: EINVAL",
+    "overlapping target: EINVAL",
+    "unaligned target: EINVAL",
+    "old range past its mapping: EFAULT",
+    "unmapped address: EFAULT",
+    "old length 0: EINVAL",
+    "after fork: child moved and wrote=1 parent kept=1",
+    "realloc 1 MiB to 8 MiB: kept=1",
+    // Every frame the remapping children used (moved pages, copy-on-write copies, page
+    // tables for the new addresses) is free again once they are reaped.
+    "free memory lost to remapping children: 0 bytes",
+    "waitid and mremap tests done",
+];
+
+#[test]
+fn waitid_reports_and_mremap_moves_pages_like_linux() {
+    let result = boot(&[("init", &program("waitid_mremap"))], "-- leaks");
+    let console = &result.console;
+    assert_eq!(user_lines(console), WAITID_MREMAP_EXPECTED, "{console}");
+    assert!(
+        console.contains("init[1]: exited with status 0"),
+        "{console}"
+    );
+    assert_eq!(shutdown_report(console).2, 0, "{console}");
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
 #[test]
 fn the_console_is_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -917,6 +982,7 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "memory",
         "threads",
         "jobctl",
+        "waitid_mremap",
     ] {
         let binary = program(name);
         let files: &[(&str, &Path)] = &[("init", &binary), ("forkexec", &binary)];
