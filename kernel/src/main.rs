@@ -177,6 +177,10 @@ fn init_interrupts_and_time(info: &BootInfo) -> acpi::Platform {
         calibration.apic_timer_hz / 1000,
         lapic::TICK_HZ
     );
+    match time::init_realtime(platform.rtc_century_register) {
+        Some(seconds) => kprintln!("time: wall clock {seconds} s since the epoch, from the RTC"),
+        None => kprintln!("time: no usable RTC; the wall clock starts at the epoch"),
+    }
     arch::x86_64::trap::register_irq_handler(lapic::TIMER_VECTOR, time::timer_irq);
     lapic::start_periodic_timer(&calibration);
 

@@ -375,6 +375,71 @@ fn lazy_memory_mprotect_and_munmap() {
     );
 }
 
+/// What qemu/tests/userland/waitid_mremap.c prints (the same as on Linux, which
+/// `the_test_programs_print_the_same_lines_on_debians_linux` checks).
+const WAITID_MREMAP_EXPECTED: &[&str] = &[
+    "no event asked: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "unknown option bit: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "unknown id type: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "P_PID 0: ret=-1 EINVAL signo=0 code=none pid=0 uid=0 status=0",
+    "no children: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "no children WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "exit WNOWAIT: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "exit again WNOWAIT: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "zombie WSTOPPED WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "exit reaped: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=7",
+    "exit reaped twice: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "running WNOHANG: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "stop WNOWAIT: ret=0 ok signo=17 code=CLD_STOPPED pid=child uid=0 status=19",
+    "stop: ret=0 ok signo=17 code=CLD_STOPPED pid=child uid=0 status=19",
+    "stop reported: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "continue WNOWAIT: ret=0 ok signo=17 code=CLD_CONTINUED pid=child uid=0 status=18",
+    "continue: ret=0 ok signo=17 code=CLD_CONTINUED pid=child uid=0 status=18",
+    "continue reported: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "killed: ret=0 ok signo=17 code=CLD_KILLED pid=child uid=0 status=9",
+    "other group WNOHANG: ret=0 ok signo=0 code=none pid=0 uid=0 status=0",
+    "my group WNOHANG: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "no such group: ret=-1 ECHILD signo=0 code=none pid=0 uid=0 status=0",
+    "child's group: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=3",
+    "my group: ret=0 ok signo=17 code=CLD_EXITED pid=child uid=0 status=4",
+    "with rusage: ret=0 status=5",
+    "shrink: same=1 kept=1 tail mapped=0",
+    "grow in place: same=1 kept=1 new zero=1",
+    "blocked growth: ENOMEM",
+    "grow by moving: moved=1 contents=1 untouched zero=1 new zero=1",
+    "after the move: old mapped=0 neighbour mapped=1",
+    "fixed: at target=1 contents=1 new zero=1 old mapped=0 before it=1",
+    "fixed and shrunk: at target=1 contents=1 rest mapped=0",
+    "unaligned address: EINVAL",
+    "unknown flag: EINVAL",
+    "fixed without maymove: EINVAL",
+    "new length 0: EINVAL",
+    "overlapping target: EINVAL",
+    "unaligned target: EINVAL",
+    "old range past its mapping: EFAULT",
+    "unmapped address: EFAULT",
+    "old length 0: EINVAL",
+    "after fork: child moved and wrote=1 parent kept=1",
+    "realloc 1 MiB to 8 MiB: kept=1",
+    // Every frame the remapping children used (moved pages, copy-on-write copies, page
+    // tables for the new addresses) is free again once they are reaped.
+    "free memory lost to remapping children: 0 bytes",
+    "waitid and mremap tests done",
+];
+
+#[test]
+fn waitid_reports_and_mremap_moves_pages_like_linux() {
+    let result = boot(&[("init", &program("waitid_mremap"))], "-- leaks");
+    let console = &result.console;
+    assert_eq!(user_lines(console), WAITID_MREMAP_EXPECTED, "{console}");
+    assert!(
+        console.contains("init[1]: exited with status 0"),
+        "{console}"
+    );
+    assert_eq!(shutdown_report(console).2, 0, "{console}");
+    assert_eq!(result.exit, GuestExit::Clean);
+}
+
 #[test]
 fn the_console_is_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -501,6 +566,7 @@ fn busybox_root(dir: &Path) -> PathBuf {
         "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
         "printf", "mount", "umount", "ps", "free", "uptime", "top", "readlink", "tr", "tail",
         "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff", "diff",
+        "date",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -605,6 +671,78 @@ fn debians_busybox_shell_runs_commands() {
         result.console
     );
     assert_eq!(result.exit, GuestExit::Clean);
+}
+
+/// Runs `command` (which prints `label=<number>`) at the prompt: the number, and the console
+/// offset after the next prompt.
+fn shell_number(
+    qemu: &mut cadenza_qemu::Running,
+    at: usize,
+    command: &str,
+    label: &str,
+) -> (u64, usize) {
+    let next = shell_command(
+        qemu,
+        at,
+        &format!("echo {label}=$({command})"),
+        &format!("{label}="),
+    );
+    let console = qemu.console();
+    let number = console[at..next]
+        .lines()
+        .find_map(|line| {
+            line.trim_end_matches('\r')
+                .strip_prefix(&format!("{label}="))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number after {label}= in:\n{console}"));
+    (number, next)
+}
+
+#[test]
+fn the_wall_clock_is_the_rtcs_and_stamps_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, at) = busybox_shell(dir.path());
+    let host_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // QEMU's RTC follows the host's clock (`-rtc base=utc`): the guest's wall clock, read at
+    // boot from it, must agree within a few minutes (boot and command time included).
+    let (guest, at) = shell_number(&mut qemu, at, "date +%s", "NOW");
+    assert!(
+        guest.abs_diff(host_now()) < 300,
+        "guest {guest}, host {}",
+        host_now()
+    );
+    // tmpfs stamps new files with the wall clock.
+    let (mtime, at) = shell_number(
+        &mut qemu,
+        at,
+        "echo x > /tmp/f && stat -c %Y /tmp/f",
+        "MTIME",
+    );
+    assert!(
+        mtime.abs_diff(host_now()) < 300,
+        "mtime {mtime}, host {}",
+        host_now()
+    );
+    // Root may set the clock (`settimeofday`/`clock_settime`); it goes on ticking from there.
+    let (set, _) = shell_number(
+        &mut qemu,
+        at,
+        "date -s @2000000000 >/dev/null; date +%s",
+        "SET",
+    );
+    assert!(
+        (2_000_000_000..2_000_000_300).contains(&set),
+        "after date -s: {set}"
+    );
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
 }
 
 /// Sends `key` (a signal character) until `expected` appears: the shell hands the terminal to a
@@ -935,6 +1073,7 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "jobctl",
         "identity",
         "limits",
+        "waitid_mremap",
     ] {
         let binary = program(name);
         let files: &[(&str, &Path)] = &[("init", &binary), ("forkexec", &binary)];
@@ -980,7 +1119,10 @@ fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&st
         Some("scenario done"),
         "{script}: {cadenza:#?}"
     );
-    assert_eq!(cadenza, linux, "{script}: Cadenza (left) and Linux (right) differ");
+    assert_eq!(
+        cadenza, linux,
+        "{script}: Cadenza (left) and Linux (right) differ"
+    );
 }
 
 #[test]

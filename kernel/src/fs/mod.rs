@@ -65,10 +65,10 @@ pub use {
 use crate::boot::{BootInfo, Initrd};
 use crate::kprintln;
 
-/// The time stamped on inodes. Seconds since boot until the real-time clock exists; this is
-/// the one place to change when it does.
+/// The time stamped on inodes: the wall clock (`CLOCK_REALTIME`), as Linux's
+/// `current_time`.
 pub fn clock() -> Timespec {
-    Timespec::from_ns(crate::time::now_ns())
+    Timespec::from_ns(crate::time::realtime_ns())
 }
 
 static ROOT: spin::Once<Location> = spin::Once::new();

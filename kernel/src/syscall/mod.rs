@@ -6,6 +6,7 @@
 //! panic the kernel. An unknown number is `ENOSYS`, logged once per number with its name.
 //! Booting with `strace` logs every call with its arguments and result.
 
+mod clock;
 mod credentials;
 mod files;
 mod names;
@@ -79,10 +80,11 @@ syscall_table! {
     22 => files::pipe,
     23 => poll::select,
     24 => process::sched_yield,
+    25 => process::mremap,
     32 => files::dup,
     33 => files::dup2,
     34 => process::pause,
-    35 => process::nanosleep,
+    35 => clock::nanosleep,
     39 => process::getpid,
     40 => files::sendfile,
     56 => process::clone,
@@ -113,6 +115,7 @@ syscall_table! {
     93 => files::fchown,
     94 => files::lchown,
     95 => files::umask,
+    96 => clock::gettimeofday,
     97 => process::getrlimit,
     99 => process::sysinfo,
     102 => credentials::getuid,
@@ -142,19 +145,22 @@ syscall_table! {
     158 => process::arch_prctl,
     160 => process::setrlimit,
     162 => process::sync,
+    164 => clock::settimeofday,
     165 => files::mount,
     166 => files::umount2,
     169 => process::reboot,
     186 => process::gettid,
     200 => signal::tkill,
-    201 => process::time,
+    201 => clock::time,
     202 => process::futex,
     217 => files::getdents64,
     218 => process::set_tid_address,
-    228 => process::clock_gettime,
-    230 => process::clock_nanosleep,
+    227 => clock::clock_settime,
+    228 => clock::clock_gettime,
+    230 => clock::clock_nanosleep,
     231 => process::exit_group,
     234 => signal::tgkill,
+    247 => process::waitid,
     257 => files::openat,
     258 => files::mkdirat,
     260 => files::fchownat,

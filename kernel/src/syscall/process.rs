@@ -5,7 +5,7 @@ use alloc::vec;
 use super::Call;
 use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
-use crate::mm::user::{Protection, RegionKind, UserSlice};
+use crate::mm::user::{Protection, RegionKind, RemapTo, UserSlice};
 use crate::task::{self, ExitStatus};
 
 /// `exit`: ends the calling thread (the process, if it is the last one).
@@ -234,15 +234,55 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
             space.unmap(hint, len)?;
             hint
         } else {
-            let start = space.mmap_top.checked_sub(len).ok_or(Errno::ENOMEM)?;
-            if start <= space.brk_start + (1 << 30) {
-                return Err(Errno::ENOMEM);
-            }
-            space.mmap_top = start - 4096;
-            start
+            space.pick_mmap_address(len)?
         };
         space.reserve(start, len, protection, RegionKind::Anonymous)?;
         Ok(start)
+    })?
+}
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+const MREMAP_DONTUNMAP: u64 = 4;
+
+/// `mremap(old, old_len, new_len, flags, new_address)` on anonymous private memory: shrinks in
+/// place, grows in place when the following range is free, otherwise moves with
+/// `MREMAP_MAYMOVE` (to `new_address` with `MREMAP_FIXED`). `MREMAP_DONTUNMAP` is not yet
+/// supported (`EINVAL`).
+pub fn mremap(call: &mut Call<'_>) -> EResult<u64> {
+    let [old, old_len, new_len, flags, new_address, _] = call.args.0;
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
+        || flags & MREMAP_DONTUNMAP != 0
+        || old % 4096 != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Linux's `PAGE_ALIGN`: a length within a page of 2^64 wraps to 0.
+    let align = |len: u64| len.checked_add(4095).map_or(0, |len| len & !4095);
+    let (old_len, new_len) = (align(old_len), align(new_len));
+    if new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let to = if flags & MREMAP_FIXED != 0 {
+        RemapTo::Fixed(new_address)
+    } else if flags & MREMAP_MAYMOVE != 0 {
+        RemapTo::Anywhere
+    } else {
+        RemapTo::InPlace
+    };
+    task::with_current(|p| {
+        let mut space = p.space.lock();
+        // The same heuristic overcommit as `mmap`: one writable mapping bigger than RAM is
+        // refused.
+        let writable = space
+            .regions()
+            .iter()
+            .any(|r| r.start <= old && old < r.end && r.protection.write);
+        if writable && new_len / 4096 > crate::mm::frame_allocator::stats().total {
+            return Err(Errno::ENOMEM);
+        }
+        space.remap(old, old_len, new_len, to)
     })?
 }
 
@@ -271,21 +311,6 @@ pub fn munmap(call: &mut Call<'_>) -> EResult<u64> {
     }
     let len = len.checked_add(4095).ok_or(Errno::EINVAL)? & !4095;
     task::with_current(|p| p.space.lock().unmap(start, len))??;
-    Ok(0)
-}
-
-pub fn clock_gettime(call: &mut Call<'_>) -> EResult<u64> {
-    let [clock, target, ..] = call.args.0;
-    // CLOCK_REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME, MONOTONIC_RAW, *_COARSE, BOOTTIME.
-    if clock > 7 {
-        return Err(Errno::EINVAL);
-    }
-    let ns = crate::time::now_ns();
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&(ns / 1_000_000_000).to_le_bytes());
-    bytes[8..].copy_from_slice(&(ns % 1_000_000_000).to_le_bytes());
-    let target = UserSlice::new(target, 16)?;
-    task::with_current(|p| p.space.lock().write(target, &bytes))??;
     Ok(0)
 }
 
@@ -333,8 +358,10 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
     };
     let options = task::WaitOptions {
         no_hang: options & WNOHANG != 0,
+        exited: true,
         stopped: options & WUNTRACED != 0,
         continued: options & WCONTINUED != 0,
+        no_wait: false,
     };
     if status != 0 {
         UserSlice::<crate::mm::user::Write>::new(status, 4)?;
@@ -344,7 +371,9 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
     }
     match task::wait_child(which, options)? {
         None => Ok(0),
-        Some((child, event)) => {
+        Some(task::ChildEvent {
+            pid: child, event, ..
+        }) => {
             if status != 0 {
                 let target = UserSlice::new(status, 4)?;
                 task::with_current(|p| {
@@ -360,6 +389,94 @@ pub fn wait4(call: &mut Call<'_>) -> EResult<u64> {
             Ok(u64::from(child))
         }
     }
+}
+
+const WSTOPPED: u64 = WUNTRACED;
+const WEXITED: u64 = 4;
+const WNOWAIT: u64 = 0x0100_0000;
+const WNOTHREAD: u64 = 0x2000_0000;
+const P_ALL: u32 = 0;
+const P_PID: u32 = 1;
+const P_PGID: u32 = 2;
+
+/// `waitid(idtype, id, infop, options, rusage)`: `wait4` with the choice of events spelled out
+/// (`WEXITED`, `WSTOPPED`, `WCONTINUED`), `WNOWAIT` to peek, and the answer as a `siginfo_t`.
+/// It returns 0 on success. Like Linux, it writes `infop` whatever happened — the event, or
+/// zeroes when `WNOHANG` found nothing and even with an error — while `rusage` is written only
+/// for an event.
+pub fn waitid(call: &mut Call<'_>) -> EResult<u64> {
+    let [idtype, id, info, options, rusage, _] = call.args.0;
+    // `idtype`, `id` and `options` are C `int`s: the upper halves of the registers are not
+    // theirs.
+    let result = waitid_event(idtype as u32, id as u32, options as u32);
+    if info != 0 {
+        // si_signo, si_errno, si_code | si_pid, si_uid, si_status (the fields Linux writes).
+        let (mut head, mut tail) = ([0u8; 12], [0u8; 12]);
+        if let Ok(Some(task::ChildEvent { pid, uid, event })) = result {
+            let (code, status) = match event {
+                task::WaitEvent::Exited(task::ExitStatus::Code(code)) => {
+                    (task::signal::CLD_EXITED, code)
+                }
+                task::WaitEvent::Exited(task::ExitStatus::Signal { signal, core }) => (
+                    if core {
+                        task::signal::CLD_DUMPED
+                    } else {
+                        task::signal::CLD_KILLED
+                    },
+                    i32::from(signal),
+                ),
+                task::WaitEvent::Stopped(signal) => (task::signal::CLD_STOPPED, i32::from(signal)),
+                task::WaitEvent::Continued => (
+                    task::signal::CLD_CONTINUED,
+                    i32::from(task::signal::SIGCONT),
+                ),
+            };
+            head[..4].copy_from_slice(&u32::from(task::signal::SIGCHLD).to_le_bytes());
+            head[8..].copy_from_slice(&code.to_le_bytes());
+            tail[..4].copy_from_slice(&pid.to_le_bytes());
+            tail[4..8].copy_from_slice(&uid.to_le_bytes());
+            tail[8..].copy_from_slice(&status.to_le_bytes());
+        }
+        let (head_at, tail_at) = (UserSlice::new(info, 12)?, UserSlice::new(info + 16, 12)?);
+        task::with_current(|p| {
+            let mut space = p.space.lock();
+            space.write(head_at, &head)?;
+            space.write(tail_at, &tail)
+        })??;
+    }
+    // CPU times are not accounted per child yet: the rusage is zeroes.
+    if result?.is_some() && rusage != 0 {
+        let target = UserSlice::new(rusage, 144)?;
+        task::with_current(|p| p.space.lock().write(target, &[0u8; 144]))??;
+    }
+    Ok(0)
+}
+
+/// `waitid`'s validation (as Linux's `kernel_waitid`) and the wait itself.
+fn waitid_event(idtype: u32, id: u32, options: u32) -> EResult<Option<task::ChildEvent>> {
+    let options = u64::from(options);
+    let known = WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WNOTHREAD | WALL | WCLONE;
+    if options & !known != 0 || options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        P_ALL => task::WaitFor::Any,
+        P_PID if id as i32 > 0 => task::WaitFor::Pid(id),
+        P_PGID if id as i32 > 0 => task::WaitFor::Group(id),
+        P_PGID if id == 0 => task::WaitFor::Group(task::group_and_session(0)?.0),
+        // P_PIDFD (3) needs pidfds, which do not exist yet.
+        _ => return Err(Errno::EINVAL),
+    };
+    task::wait_child(
+        which,
+        task::WaitOptions {
+            no_hang: options & WNOHANG != 0,
+            exited: options & WEXITED != 0,
+            stopped: options & WSTOPPED != 0,
+            continued: options & WCONTINUED != 0,
+            no_wait: options & WNOWAIT != 0,
+        },
+    )
 }
 
 /// Reads a NULL-terminated array of string pointers (argv, envp).
@@ -400,46 +517,6 @@ pub fn execve(call: &mut Call<'_>) -> EResult<u64> {
 pub fn sched_yield(_: &mut Call<'_>) -> EResult<u64> {
     task::schedule();
     Ok(0)
-}
-
-/// Sleeps (state `S`) until `deadline`; `EINTR` if a signal comes first.
-fn sleep_until(deadline: u64) -> EResult<u64> {
-    static SLEEPERS: task::WaitQueue = task::WaitQueue::new();
-    SLEEPERS.wait_until_deadline(Some(deadline), || false)?;
-    Ok(0)
-}
-
-pub fn nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let duration = time_arg::duration(call.args.0[0], Format::Timespec)?;
-    sleep_until(crate::time::now_ns().saturating_add(duration))
-}
-
-const TIMER_ABSTIME: u64 = 1;
-
-/// `clock_nanosleep(clock, flags, request, remain)`: every clock counts from boot here (no
-/// real-time clock yet), so absolute and relative requests share one timeline.
-pub fn clock_nanosleep(call: &mut Call<'_>) -> EResult<u64> {
-    let [clock, flags, request, ..] = call.args.0;
-    if clock > 7 || flags & !TIMER_ABSTIME != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let value = time_arg::duration(request, Format::Timespec)?;
-    let deadline = if flags & TIMER_ABSTIME != 0 {
-        value
-    } else {
-        crate::time::now_ns().saturating_add(value)
-    };
-    sleep_until(deadline)
-}
-
-/// `time`: seconds on the kernel's clock (since boot, until a real-time clock is read).
-pub fn time(call: &mut Call<'_>) -> EResult<u64> {
-    let seconds = crate::time::now_ns() / 1_000_000_000;
-    if call.args.0[0] != 0 {
-        let target = UserSlice::new(call.args.0[0], 8)?;
-        task::with_current(|p| p.space.lock().write(target, &seconds.to_le_bytes()))??;
-    }
-    Ok(seconds)
 }
 
 fn pid_arg(value: u64) -> EResult<task::Pid> {

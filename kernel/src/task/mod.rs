@@ -1086,20 +1086,34 @@ pub enum WaitFor {
     Group(Pid),
 }
 
-/// What `wait4` reports besides exits.
+/// What `wait4` and `waitid` report, and how.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WaitOptions {
     /// `WNOHANG`: `None` rather than waiting.
     pub no_hang: bool,
-    /// `WUNTRACED`: a child that stopped.
+    /// `WEXITED` (always, for `wait4`): a child that ended.
+    pub exited: bool,
+    /// `WUNTRACED`/`WSTOPPED`: a child that stopped.
     pub stopped: bool,
     /// `WCONTINUED`: a child that was continued.
     pub continued: bool,
+    /// `WNOWAIT`: report the event but leave it to be reported again (the zombie unreaped).
+    pub no_wait: bool,
 }
 
-/// `wait4`: reaps a zombie child or reports a stop or continue (once each, as `options` ask);
-/// `None` with `no_hang` if nothing is ready yet.
-pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<(Pid, WaitEvent)>> {
+/// A child's state change, as the wait calls report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildEvent {
+    pub pid: Pid,
+    /// The child's real user id (`waitid`'s `si_uid`).
+    pub uid: u32,
+    pub event: WaitEvent,
+}
+
+/// `wait4`/`waitid`: reaps a zombie child or reports a stop or continue (once each, as
+/// `options` ask); `None` with `no_hang` if nothing is ready yet. `ECHILD` if no child matches
+/// — where, as in Linux, a zombie does not count unless exits are asked for.
+pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<ChildEvent>> {
     loop {
         let interrupted = {
             let mut scheduler = SCHEDULER.lock();
@@ -1107,6 +1121,7 @@ pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<(Pid, 
             let matches = |p: &Process| {
                 !p.is_thread
                     && p.ppid == me
+                    && (options.exited || !matches!(p.state, State::Zombie(_)))
                     && match which {
                         WaitFor::Any => true,
                         WaitFor::Pid(pid) => p.pid == pid,
@@ -1120,28 +1135,39 @@ pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<(Pid, 
                 .tasks
                 .values()
                 .filter(|p| matches(p))
-                .find_map(|p| match (p.state, p.job_change) {
-                    (State::Zombie(status), _) => Some((p.pid, WaitEvent::Exited(status))),
-                    (_, Some(event @ WaitEvent::Stopped(_))) if options.stopped => {
-                        Some((p.pid, event))
-                    }
-                    (_, Some(WaitEvent::Continued)) if options.continued => {
-                        Some((p.pid, WaitEvent::Continued))
-                    }
-                    _ => None,
+                .find_map(|p| {
+                    let event = match (p.state, p.job_change) {
+                        (State::Zombie(status), _) => WaitEvent::Exited(status),
+                        (_, Some(event @ WaitEvent::Stopped(_))) if options.stopped => event,
+                        (_, Some(WaitEvent::Continued)) if options.continued => {
+                            WaitEvent::Continued
+                        }
+                        _ => return None,
+                    };
+                    Some(ChildEvent {
+                        pid: p.pid,
+                        uid: p.identity.uid.real,
+                        event,
+                    })
                 });
             match ready {
-                Some((pid, WaitEvent::Exited(status))) => {
-                    let child = scheduler.tasks.remove(&pid);
+                Some(found) if options.no_wait => return Ok(Some(found)),
+                Some(
+                    found @ ChildEvent {
+                        event: WaitEvent::Exited(_),
+                        ..
+                    },
+                ) => {
+                    let child = scheduler.tasks.remove(&found.pid);
                     drop(scheduler);
                     drop(child); // frees its kernel stack and address space
-                    return Ok(Some((pid, WaitEvent::Exited(status))));
+                    return Ok(Some(found));
                 }
-                Some((pid, event)) => {
-                    if let Some(child) = scheduler.tasks.get_mut(&pid) {
+                Some(found) => {
+                    if let Some(child) = scheduler.tasks.get_mut(&found.pid) {
                         child.job_change = None;
                     }
-                    return Ok(Some((pid, event)));
+                    return Ok(Some(found));
                 }
                 None => {}
             }
@@ -1255,7 +1281,11 @@ pub fn exit_current(status: ExitStatus) -> ! {
         hang_up_orphaned(&mut scheduler, &linked);
         let (code, status) = match status {
             ExitStatus::Code(code) => (signal::CLD_EXITED, code),
-            ExitStatus::Signal { signal, .. } => (signal::CLD_KILLED, i32::from(signal)),
+            ExitStatus::Signal {
+                signal,
+                core: false,
+            } => (signal::CLD_KILLED, i32::from(signal)),
+            ExitStatus::Signal { signal, core: true } => (signal::CLD_DUMPED, i32::from(signal)),
         };
         let info = signal::Info {
             code,

@@ -1,10 +1,11 @@
-//! Just enough ACPI to find interrupt controllers and the power-off register.
+//! Just enough ACPI to find interrupt controllers, the power-off register and the RTC's century.
 //!
 //! The MADT says where the I/O APIC is and how ISA IRQs are rewired to its inputs (QEMU, like real
 //! chipsets, moves the PIT from IRQ 0 to GSI 2); the FADT gives the PM1a control port used for an
-//! ACPI power-off when QEMU's debug-exit device is absent. Every table is checksum-verified and
-//! every physical read is bounds-checked against the memory map, so a broken firmware table is
-//! ignored rather than followed into unmapped memory.
+//! ACPI power-off when QEMU's debug-exit device is absent, and which CMOS register (if any) holds
+//! the real-time clock's century. Every table is checksum-verified and every physical read is
+//! bounds-checked against the memory map, so a broken firmware table is ignored rather than
+//! followed into unmapped memory.
 
 use crate::mm::phys_to_virt;
 
@@ -30,6 +31,8 @@ pub struct Platform {
     pub overrides: [Option<IrqOverride>; 16],
     pub cpus: u32,
     pub pm1a_control_port: Option<u16>,
+    /// The CMOS register holding the RTC's century (FADT `CENTURY`), if there is one.
+    pub rtc_century_register: Option<u8>,
 }
 
 impl Platform {
@@ -137,6 +140,7 @@ pub fn discover(rsdp_hint: Option<u64>) -> Result<Platform, AcpiError> {
             b"FACP" => {
                 let port = u32_at(t, 64);
                 platform.pm1a_control_port = u16::try_from(port).ok().filter(|&p| p != 0);
+                platform.rtc_century_register = t.get(108).copied().filter(|&r| r != 0);
             }
             _ => {}
         }

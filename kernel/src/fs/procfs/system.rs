@@ -60,7 +60,8 @@ pub fn stat(out: &mut String) -> EResult<()> {
     let running = processes.iter().filter(|p| p.state.letter() == 'R').count();
     let _ = writeln!(
         out,
-        "intr 0\nctxt 0\nbtime 0\nprocesses {}\nprocs_running {running}\nprocs_blocked 0",
+        "intr 0\nctxt 0\nbtime {}\nprocesses {}\nprocs_running {running}\nprocs_blocked 0",
+        crate::time::boot_realtime_ns() / 1_000_000_000,
         processes.iter().map(|p| p.pid).max().unwrap_or(0)
     );
     Ok(())

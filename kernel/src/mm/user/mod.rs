@@ -67,6 +67,17 @@ impl Protection {
     }
 }
 
+/// Where `AddressSpace::remap` may put a mapping that grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemapTo {
+    /// Only where it is (no `MREMAP_MAYMOVE`).
+    InPlace,
+    /// Where it is if the following range is free, else anywhere (`MREMAP_MAYMOVE`).
+    Anywhere,
+    /// At exactly this address, replacing what is there (`MREMAP_FIXED`).
+    Fixed(u64),
+}
+
 /// What a region of an address space holds (for `/proc/<pid>/maps` and the TUI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionKind {
@@ -369,6 +380,132 @@ impl AddressSpace {
                 PageTable::flush(page);
             }
             page += PAGE;
+        }
+        Ok(())
+    }
+
+    /// An address for a new mapping of `len` bytes without a hint: below the previous one, with
+    /// a guard page between, and never into the 1 GiB `brk` may grow into.
+    pub fn pick_mmap_address(&mut self, len: u64) -> EResult<u64> {
+        let start = self.mmap_top.checked_sub(len).ok_or(Errno::ENOMEM)?;
+        if start <= self.brk_start + (1 << 30) {
+            return Err(Errno::ENOMEM);
+        }
+        self.mmap_top = start - PAGE;
+        Ok(start)
+    }
+
+    /// The mapping holding `address` as Linux would see it: adjacent regions with the same
+    /// rights and kind are one mapping there (Linux merges such VMAs; this list keeps them apart,
+    /// for example after a mapping grew in place).
+    fn mapping_at(&self, address: u64) -> Option<Region> {
+        let index = self.regions.partition_point(|r| r.end <= address);
+        let mut mapping = *self.regions.get(index).filter(|r| r.start <= address)?;
+        let same = |r: &Region| r.protection == mapping.protection && r.kind == mapping.kind;
+        for region in self.regions[..index].iter().rev() {
+            if region.end != mapping.start || !same(region) {
+                break;
+            }
+            mapping.start = region.start;
+        }
+        for region in &self.regions[index + 1..] {
+            if region.start != mapping.end || !same(region) {
+                break;
+            }
+            mapping.end = region.end;
+        }
+        Some(mapping)
+    }
+
+    /// `mremap`: resizes the mapping at `[old, old + old_len)` to `new_len` bytes (all page
+    /// multiples, `new_len` not 0), in place or — as `to` allows — elsewhere; returns where it
+    /// is now. Pages move with their page-table entries, so contents (and copy-on-write sharing
+    /// with other address spaces) go along without a copy. Errors as Linux: `EFAULT` if `old`
+    /// is not mapped or the old range runs past its mapping, `ENOMEM` if it cannot grow where it
+    /// is and may not move, `EINVAL` for overlapping or out-of-range fixed targets.
+    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, to: RemapTo) -> EResult<u64> {
+        self.mapping_at(old).ok_or(Errno::EFAULT)?;
+        let mut old_len = old_len;
+        if let RemapTo::Fixed(new) = to {
+            let new_end = new.checked_add(new_len).ok_or(Errno::EINVAL)?;
+            if !new.is_multiple_of(PAGE) || new_end > USER_END {
+                return Err(Errno::EINVAL);
+            }
+            if old.saturating_add(old_len) > new && new_end > old {
+                return Err(Errno::EINVAL);
+            }
+            self.unmap(new, new_len)?;
+            if old_len > new_len {
+                self.unmap(old + new_len, old_len - new_len)?;
+                old_len = new_len;
+            }
+        } else if old_len >= new_len {
+            // Shrinking always works: the tail is simply unmapped.
+            self.unmap(old + new_len, old_len - new_len)?;
+            return Ok(old);
+        }
+        // Linux: duplicating a private mapping (old length 0) makes no sense.
+        if old_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mapping = self.mapping_at(old).ok_or(Errno::EFAULT)?;
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        if old_end > mapping.end {
+            return Err(Errno::EFAULT);
+        }
+        let new = match to {
+            RemapTo::Fixed(new) => new,
+            RemapTo::InPlace | RemapTo::Anywhere => {
+                let grown_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+                let free = grown_end <= USER_END
+                    && !self
+                        .regions
+                        .iter()
+                        .any(|r| r.start < grown_end && old_end < r.end);
+                if old_end == mapping.end && free {
+                    let growth = new_len - old_len;
+                    self.reserve(old_end, growth, mapping.protection, mapping.kind)?;
+                    return Ok(old);
+                }
+                if to == RemapTo::InPlace {
+                    return Err(Errno::ENOMEM);
+                }
+                self.pick_mmap_address(new_len)?
+            }
+        };
+        self.reserve(new, new_len, mapping.protection, mapping.kind)?;
+        if let Err(error) = self.move_pages(old, new, old_len) {
+            self.cut_regions(new, new + new_len);
+            return Err(error);
+        }
+        self.unmap(old, old_len)?;
+        Ok(new)
+    }
+
+    /// Moves the present pages of `[from, from + len)` to the same offsets at `to` (where
+    /// nothing is mapped), frames and flags unchanged: the frame stays this address space's,
+    /// so neither the resident count nor copy-on-write sharing changes. All or nothing: if a
+    /// page table for the target cannot be allocated, the pages moved so far go back (their
+    /// old tables still exist, so that cannot fail).
+    fn move_pages(&mut self, from: u64, to: u64, len: u64) -> EResult<()> {
+        let mut moved = Vec::new();
+        let mut offset = 0;
+        while offset < len {
+            if let Some((phys, flags)) = self.table.translate(from + offset) {
+                let phys = phys & !(PAGE - 1);
+                self.table.unmap_4k(from + offset).map_err(map_error)?;
+                if let Err(error) = self.table.map_4k(to + offset, phys, flags) {
+                    let _ = self.table.map_4k(from + offset, phys, flags);
+                    for &(offset, phys, flags) in &moved {
+                        let _ = self.table.unmap_4k(to + offset);
+                        let _ = self.table.map_4k(from + offset, phys, flags);
+                    }
+                    return Err(map_error(error));
+                }
+                PageTable::flush(from + offset);
+                moved.push((offset, phys, flags));
+            }
+            offset += PAGE;
         }
         Ok(())
     }
