@@ -123,6 +123,13 @@ pub trait Inode: Any + Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// A "magic" symlink (procfs's `/proc/<pid>/fd/N`, `cwd`, `root`): following it lands on
+    /// a location directly instead of resolving the text `readlink` shows, so it reaches
+    /// files without a path — pipes, deleted files — as on Linux. `None` for ordinary links.
+    fn jump(&self) -> Option<EResult<super::mount::Location>> {
+        None
+    }
+
     /// The entry `name` of a directory; `..` is the parent (the root's parent is the root).
     /// The VFS never asks for `.`.
     fn lookup(&self, _name: &str) -> EResult<Arc<dyn Inode>> {

@@ -266,13 +266,24 @@ impl<'a> Walker<'a> {
 
     /// Counts one symlink and returns its target.
     pub fn follow_link(&mut self, link: &Location) -> EResult<String> {
+        self.count_link()?;
+        let target = link.inode.readlink()?;
+        check_path(&target)?;
+        Ok(target)
+    }
+
+    /// Counts one symlink; if it is a magic one (`Inode::jump`), where it lands.
+    pub fn jump_link(&mut self, link: &Location) -> Option<EResult<Location>> {
+        let jump = link.inode.jump()?;
+        Some(self.count_link().and(jump))
+    }
+
+    fn count_link(&mut self) -> EResult<()> {
         self.links += 1;
         if self.links > MAX_SYMLINK_FOLLOWS {
             return Err(Errno::ELOOP);
         }
-        let target = link.inode.readlink()?;
-        check_path(&target)?;
-        Ok(target)
+        Ok(())
     }
 
     /// The core walk. `must_be_dir` is a directory requirement on the result inherited from a
@@ -309,16 +320,18 @@ impl<'a> Walker<'a> {
             let top_done = top.is_exhausted();
             let name = &top.text[from..to];
             let is_dot = matches!(name, "." | "..");
-            let next = self.lookup(&current, name)?;
+            let mut next = self.lookup(&current, name)?;
             if top_done && links.pop().is_none() {
                 base_live = false;
             }
             let is_final = top_done && links.is_empty() && !base_live;
             let dir_required = is_final && (must_be_dir || trailing);
-            if !is_dot
+            let follows = !is_dot
                 && next.file_type() == FileType::Symlink
-                && (!is_final || follow == Follow::Yes || dir_required)
-            {
+                && (!is_final || follow == Follow::Yes || dir_required);
+            if follows && let Some(landed) = self.jump_link(&next) {
+                next = landed?;
+            } else if follows {
                 let target = self.follow_link(&next)?;
                 if target.starts_with('/') {
                     current = self.ctx.root.clone();

@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 
 use super::inode::{DirEntry, Inode};
 use super::metadata::{AttrChange, DeviceId, FileType, Metadata, Timespec};
+use super::mount::Location;
 use crate::errno::{EResult, Errno};
 
 /// What `stat` shows for a generated object.
@@ -159,14 +160,31 @@ impl Inode for GeneratedFile {
 /// Computes a symlink's target when it is read (`/proc/self`, `/proc/<pid>/fd/N`).
 pub type Target = Box<dyn Fn() -> EResult<String> + Send + Sync>;
 
+/// Where a magic link lands (see `Inode::jump`).
+pub type Jump = Box<dyn Fn() -> EResult<Location> + Send + Sync>;
+
 pub struct GeneratedLink {
     attributes: Attributes,
     target: Target,
+    jump: Option<Jump>,
 }
 
 impl GeneratedLink {
     pub fn new(attributes: Attributes, target: Target) -> Arc<Self> {
-        Arc::new(Self { attributes, target })
+        Arc::new(Self {
+            attributes,
+            target,
+            jump: None,
+        })
+    }
+
+    /// A magic link: `readlink` shows `target`, following it lands on `jump`'s location.
+    pub fn magic(attributes: Attributes, target: Target, jump: Jump) -> Arc<Self> {
+        Arc::new(Self {
+            attributes,
+            target,
+            jump: Some(jump),
+        })
     }
 }
 
@@ -185,6 +203,10 @@ impl Inode for GeneratedLink {
 
     fn readlink(&self) -> EResult<String> {
         (self.target)()
+    }
+
+    fn jump(&self) -> Option<EResult<Location>> {
+        self.jump.as_ref().map(|jump| jump())
     }
 }
 

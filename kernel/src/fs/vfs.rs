@@ -143,6 +143,15 @@ fn open_unnamed(
                 if follow == Follow::No {
                     return Err(Errno::ELOOP);
                 }
+                // A magic link (`/dev/stdout` → `/proc/self/fd/1` → a pipe) opens what it
+                // lands on; there is no name to create.
+                if let Some(landed) = walker.jump_link(&found) {
+                    let location = cross_mounts(landed?);
+                    if location.is_dir() {
+                        return Err(Errno::EISDIR);
+                    }
+                    return open_location(creds, location, flags, false);
+                }
                 // Creating through a symlink creates its target (even a dangling one).
                 let target = walker.follow_link(&found)?;
                 let (next_parent, next_last) = walker.resolve_parent(parent, &target)?;
@@ -227,8 +236,9 @@ pub fn open_location(
                 flags,
             ))
         }
-        // No block drivers, and FIFOs and sockets are metadata only for now.
-        FileType::BlockDevice | FileType::Fifo | FileType::Socket => Err(Errno::ENXIO),
+        FileType::Fifo => crate::ipc::pipe::open_fifo(location, flags),
+        // No block drivers, and sockets are metadata only for now.
+        FileType::BlockDevice | FileType::Socket => Err(Errno::ENXIO),
         FileType::Regular => {
             if truncate && !created {
                 location.inode.truncate(0)?;

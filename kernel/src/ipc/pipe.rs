@@ -3,9 +3,17 @@
 //! writing with no reader left raises `SIGPIPE` and fails with `EPIPE`, `O_NONBLOCK` turns the
 //! waits into `EAGAIN`. Each end is an `OpenFile` over the pipe as a character "device", whose
 //! node is an unlinked FIFO in a private tmpfs, so `fstat` reports `S_IFIFO` as on Linux.
+//!
+//! Named pipes (`mkfifo`) are the same object reached by opening a FIFO node: every FIFO inode
+//! that is open has one `Pipe`, found by the inode's identity in `OPEN_FIFOS`. The anonymous
+//! pipes' nodes are listed there too, so reopening one through `/proc/<pid>/fd/N` (what bash's
+//! `<(...)` does through `/dev/fd`) joins the same pipe, as on Linux. Opening a FIFO waits for
+//! the other side as Linux's `fifo_open` does: a reader for a writer and a writer for a reader,
+//! unless `O_NONBLOCK` (then a writer without readers gets `ENXIO`) or `O_RDWR`.
 
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 
 use crate::errno::{EResult, Errno};
 use crate::fs::dev::{CharDevice, PollEvents};
@@ -18,11 +26,17 @@ use crate::task::{self, WaitQueue, signal};
 pub const CAPACITY: usize = 64 * 1024;
 const READ_END: u32 = 0;
 const WRITE_END: u32 = 1;
+/// A FIFO opened `O_RDWR`: both ends in one open file.
+const BOTH_ENDS: u32 = 2;
 
 struct State {
     buffer: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// How many times each side was ever opened: a FIFO open waits for the other count to
+    /// move, so a peer that opens and closes at once still releases it (Linux's `r_counter`).
+    reader_opens: u64,
+    writer_opens: u64,
 }
 
 pub struct Pipe {
@@ -50,9 +64,11 @@ impl CharDevice for Pipe {
     fn release(&self, minor: u32) {
         {
             let mut state = self.state.lock();
-            match minor {
-                READ_END => state.readers = state.readers.saturating_sub(1),
-                _ => state.writers = state.writers.saturating_sub(1),
+            if minor != WRITE_END {
+                state.readers = state.readers.saturating_sub(1);
+            }
+            if minor != READ_END {
+                state.writers = state.writers.saturating_sub(1);
             }
         }
         self.changed.wake_all();
@@ -128,14 +144,15 @@ impl CharDevice for Pipe {
     fn poll(&self, minor: u32) -> PollEvents {
         let state = self.state.lock();
         let mut events = PollEvents::empty();
-        if minor == READ_END {
+        if minor != WRITE_END {
             if !state.buffer.is_empty() {
                 events |= PollEvents::IN | PollEvents::RDNORM;
             }
             if state.writers == 0 {
                 events |= PollEvents::HUP;
             }
-        } else {
+        }
+        if minor != READ_END {
             if state.buffer.len() < CAPACITY {
                 events |= PollEvents::OUT | PollEvents::WRNORM;
             }
@@ -168,17 +185,104 @@ fn fifo_node() -> EResult<Location> {
     })
 }
 
+impl Pipe {
+    fn new(readers: usize, writers: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: IrqSpinLock::new(State {
+                buffer: VecDeque::new(),
+                readers,
+                writers,
+                reader_opens: readers as u64,
+                writer_opens: writers as u64,
+            }),
+            changed: WaitQueue::new(),
+        })
+    }
+}
+
+/// The pipe of every FIFO inode someone has open, by the inode's address. `Weak`: the last
+/// open file of a FIFO drops its pipe (unread data goes, as on Linux), and the stale entry is
+/// swept on the next lookup.
+static OPEN_FIFOS: IrqSpinLock<Vec<(usize, Weak<Pipe>)>> = IrqSpinLock::new(Vec::new());
+
+fn fifo_key(location: &Location) -> usize {
+    Arc::as_ptr(&location.inode) as *const () as usize
+}
+
+/// The pipe behind FIFO `location`, made (empty, nobody on either side) if none is open.
+fn pipe_of(location: &Location) -> Arc<Pipe> {
+    let key = fifo_key(location);
+    let mut fifos = OPEN_FIFOS.lock();
+    fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+    if let Some(pipe) = fifos
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, p)| p.upgrade())
+    {
+        return pipe;
+    }
+    let pipe = Pipe::new(0, 0);
+    fifos.push((key, Arc::downgrade(&pipe)));
+    pipe
+}
+
+/// Opens FIFO `location` (a named pipe, or an anonymous pipe's node reached through
+/// `/proc/<pid>/fd`): joins its pipe on the side the access mode says, waiting for the other
+/// side as Linux does (see the module's doc). A signal interrupts the wait (`EINTR`).
+pub fn open_fifo(location: Location, flags: OpenFlags) -> EResult<Arc<OpenFile>> {
+    let pipe = pipe_of(&location);
+    // An anonymous pipe reopened through /proc never waits (Linux's `is_pipe`): its other
+    // side may be long gone, and that is just end-of-file.
+    let anonymous = PIPEFS
+        .get()
+        .is_some_and(|root| Arc::ptr_eq(&root.mount, &location.mount));
+    let nonblocking = anonymous || flags.contains(OpenFlags::NONBLOCK);
+    let minor = match (flags.reads(), flags.writes()) {
+        (true, true) => BOTH_ENDS,
+        (false, true) => WRITE_END,
+        _ => READ_END,
+    };
+    let (reader_opens, writer_opens) = {
+        let mut state = pipe.state.lock();
+        if minor == WRITE_END && nonblocking && !anonymous && state.readers == 0 {
+            return Err(Errno::ENXIO);
+        }
+        if minor != WRITE_END {
+            state.readers += 1;
+            state.reader_opens += 1;
+        }
+        if minor != READ_END {
+            state.writers += 1;
+            state.writer_opens += 1;
+        }
+        (state.reader_opens, state.writer_opens)
+    };
+    pipe.changed.wake_all();
+    task::readiness_changed();
+    // The file exists from here on: if the wait fails, dropping it gives the side back.
+    let file = OpenFile::new_device(location, pipe.clone(), minor, flags);
+    let waited = match minor {
+        READ_END if !nonblocking => pipe.changed.wait_until(|| {
+            let state = pipe.state.lock();
+            state.writers > 0 || state.writer_opens != writer_opens
+        }),
+        WRITE_END if !anonymous => pipe.changed.wait_until(|| {
+            let state = pipe.state.lock();
+            state.readers > 0 || state.reader_opens != reader_opens
+        }),
+        _ => Ok(()),
+    };
+    waited.map(|()| file)
+}
+
 /// A new pipe's two ends: (read, write).
 pub fn new(flags: OpenFlags) -> EResult<(Arc<OpenFile>, Arc<OpenFile>)> {
     let node = fifo_node()?;
-    let pipe = Arc::new(Pipe {
-        state: IrqSpinLock::new(State {
-            buffer: VecDeque::new(),
-            readers: 1,
-            writers: 1,
-        }),
-        changed: WaitQueue::new(),
-    });
+    let pipe = Pipe::new(1, 1);
+    // Reachable again through /proc/<pid>/fd while either end is open.
+    OPEN_FIFOS
+        .lock()
+        .push((fifo_key(&node), Arc::downgrade(&pipe)));
     let status = flags & OpenFlags::NONBLOCK;
     let read = OpenFile::new_device(
         node.clone(),

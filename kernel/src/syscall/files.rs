@@ -474,6 +474,28 @@ fn mkdir_common(dirfd: u64, path: u64, mode: u64) -> EResult<u64> {
     Ok(0)
 }
 
+/// `mknod`/`mknodat`: regular files, FIFOs and sockets for anyone who may create in the
+/// directory, device nodes for root only (`vfs::mknod` holds the rules).
+fn mknod_common(dirfd: u64, path: u64, mode: u64, device: u64) -> EResult<u64> {
+    let mode = u32::try_from(mode).map_err(|_| Errno::EINVAL)?;
+    let device = fs::DeviceId::decode(u32::try_from(device).map_err(|_| Errno::EINVAL)?);
+    let path = path_arg(path)?;
+    let start = at_location(dirfd)?;
+    let (ctx, creds) = context()?;
+    fs::vfs::mknod(&ctx, &creds, at(&start), &path, mode, device)?;
+    Ok(0)
+}
+
+pub fn mknod(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, mode, device, ..] = call.args.0;
+    mknod_common(AT_FDCWD as u64, path, mode, device)
+}
+
+pub fn mknodat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, mode, device, ..] = call.args.0;
+    mknod_common(dirfd, path, mode, device)
+}
+
 pub fn mkdir(call: &mut Call<'_>) -> EResult<u64> {
     let [path, mode, ..] = call.args.0;
     mkdir_common(AT_FDCWD as u64, path, mode)

@@ -290,6 +290,23 @@ pub fn saved_kernel_context(pid: Pid) -> Option<u64> {
     }
 }
 
+/// Calls `f` with the saved kernel stack pointer of every context that is not running (the idle
+/// context's too): below it, that stack holds only dead frames. Nothing if the table is locked
+/// by the interrupted code.
+pub fn for_each_saved_stack_pointer(mut f: impl FnMut(u64)) {
+    let Some(scheduler) = SCHEDULER.try_lock() else {
+        return;
+    };
+    if scheduler.current != 0 && scheduler.idle_rsp != 0 {
+        f(scheduler.idle_rsp);
+    }
+    for task in scheduler.tasks.values() {
+        if task.pid != scheduler.current {
+            f(task.kernel_rsp);
+        }
+    }
+}
+
 fn comm_of(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
     base.chars().take(15).collect()

@@ -121,13 +121,21 @@ impl ProcessDir {
             File::Stat => self.text(index, 0o444, stat),
             File::Statm => self.text(index, 0o444, statm),
             File::Status => self.text(index, 0o444, status),
-            File::Cwd => GeneratedLink::new(
+            File::Cwd => GeneratedLink::magic(
                 self.attributes(index, 0o777),
                 Box::new(move || directory_path(pid, |fs| fs.cwd.clone())),
+                Box::new(move || {
+                    may_inspect(pid)?;
+                    Ok(resources(pid)?.fs.lock().cwd.clone())
+                }),
             ),
-            File::Root => GeneratedLink::new(
+            File::Root => GeneratedLink::magic(
                 self.attributes(index, 0o777),
                 Box::new(move || directory_path(pid, |fs| fs.root.clone())),
+                Box::new(move || {
+                    may_inspect(pid)?;
+                    Ok(resources(pid)?.fs.lock().root.clone())
+                }),
             ),
             File::Fd => GeneratedDir::new(
                 self.attributes(index, 0o500),
@@ -162,6 +170,19 @@ impl Contents for ProcessDir {
             .position(|(file, _)| *file == name)
             .ok_or(Errno::ENOENT)?;
         Ok(self.inode(dir, index))
+    }
+}
+
+/// Following another process's magic links (`cwd`, `root`, `fd/N`) reaches its files
+/// without the permission checks on their paths, so Linux allows it only to whoever may trace
+/// the process: here, root or the same user (`EACCES` otherwise).
+fn may_inspect(pid: Pid) -> EResult<()> {
+    let target = get(pid)?;
+    let reader = crate::task::with_current(|p| p.identity.clone())?;
+    if reader.is_privileged() || reader.uid.fs == target.uid {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
     }
 }
 
@@ -395,7 +416,19 @@ impl FdDir {
             uid: self.uid,
             gid: self.gid,
         };
-        GeneratedLink::new(attributes, Box::new(move || descriptor_target(pid, fd)))
+        GeneratedLink::magic(
+            attributes,
+            Box::new(move || descriptor_target(pid, fd)),
+            Box::new(move || {
+                may_inspect(pid)?;
+                let file = resources(pid)?
+                    .files
+                    .lock()
+                    .get(fd)
+                    .map_err(|_| Errno::ENOENT)?;
+                Ok(file.location().clone())
+            }),
+        )
     }
 }
 

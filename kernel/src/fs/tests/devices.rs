@@ -173,7 +173,7 @@ crate::kernel_test!(device_nodes_dispatch_to_registered_drivers, {
             open(&ctx, &root(), "/twelve", OpenFlags::empty()).err(),
             Some(Errno::ENXIO)
         );
-        // Block devices, FIFOs and sockets have no drivers yet.
+        // Block devices and sockets have no drivers yet; FIFOs are pipes.
         ok(vfs::mknod(
             &ctx,
             &root(),
@@ -194,10 +194,24 @@ crate::kernel_test!(device_nodes_dispatch_to_registered_drivers, {
             open(&ctx, &root(), "/blk", OpenFlags::empty()).err(),
             Some(Errno::ENXIO)
         );
+        // Without a reader, a non-blocking writer is refused (a blocking one would wait).
+        let write_only = OpenFlags::WRONLY | OpenFlags::NONBLOCK;
         crate::check_eq!(
-            open(&ctx, &root(), "/fifo", OpenFlags::empty()).err(),
+            open(&ctx, &root(), "/fifo", write_only).err(),
             Some(Errno::ENXIO)
         );
+        let reader = ok(open(&ctx, &root(), "/fifo", OpenFlags::NONBLOCK))?;
+        let writer = ok(open(&ctx, &root(), "/fifo", write_only))?;
+        crate::check_eq!(ok(writer.write(b"fifo"))?, 4);
+        let mut got = [0u8; 8];
+        crate::check_eq!(ok(reader.read(&mut got))?, 4);
+        crate::check_eq!(&got[..4], b"fifo");
+        crate::check_eq!(reader.read(&mut got).err(), Some(Errno::EAGAIN));
+        drop((reader, writer));
+        // O_RDWR holds both ends: it never waits, and reads back its own writes.
+        let both = ok(open(&ctx, &root(), "/fifo", OpenFlags::RDWR))?;
+        crate::check_eq!(ok(both.write(b"xy"))?, 2);
+        crate::check_eq!(ok(both.read(&mut got))?, 2);
         // A nodev mount refuses device nodes.
         ok(mkdir(&ctx, "/mnt", 0o755))?;
         let point = ok(vfs::resolve(&ctx, &root(), At::Cwd, "/mnt", Follow::Yes))?;

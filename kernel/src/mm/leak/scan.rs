@@ -132,12 +132,27 @@ fn scan(t: &mut Tables, rsp: u64) -> ScanStats {
         }
         page += PAGE_SIZE as u64;
     }
+    // A stack is live only above its stack pointer: the running context's is `rsp`, a
+    // switched-out task's the one it saved. What lies below is dead frames, whose stale
+    // pointers would hide real leaks (a stack no task owns, such as an IST stack, is read whole).
+    let mut saved = [0u64; 256];
+    let mut saved_count = 0;
+    crate::task::for_each_saved_stack_pointer(|sp| {
+        if saved_count < saved.len() {
+            saved[saved_count] = sp;
+            saved_count += 1;
+        }
+    });
     for range in stacks.iter().flatten() {
         let (bottom, top) = (range.bottom as u64, range.top as u64);
         let from = if range.contains(rsp as usize, 8) {
             rsp
         } else {
-            bottom
+            saved[..saved_count]
+                .iter()
+                .copied()
+                .find(|&sp| range.contains(sp as usize, 8))
+                .unwrap_or(bottom)
         };
         root_bytes += scanner.range(from, top);
     }

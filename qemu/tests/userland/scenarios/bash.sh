@@ -1,5 +1,10 @@
 # Debian's bash (package bash-static) as init, on Cadenza and on Debian's own Linux kernel with
 # the same initramfs (qemu/tests/userland.rs): every line printed must be the same on both.
+mount -t proc proc /proc
+# udev makes these on Linux, Cadenza's boot does; this initramfs has neither.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
 echo "bash ${BASH_VERSINFO[0]}.${BASH_VERSINFO[1]}"
 declare -A map=([a]=1 [b]=2)
 echo "associative array: ${map[b]} of ${#map[@]}"
@@ -26,15 +31,25 @@ trap 'echo "trap: USR1"' USR1
 kill -USR1 $$
 read -r word <<< "here string"
 echo "here string: $word"
-# Process substitution (`<(...)`) needs /dev/fd's "magic" links to pipes, which Cadenza's
-# procfs does not have yet: not part of the scenario.
+# Process substitution: /dev/fd/63 is a pipe, reached through procfs's magic links.
+if diff <(printf 'a\nb\n') <(printf 'a\nb\n') > /dev/null; then
+    echo "process substitution: same"
+fi
+exec 3< <(echo "through fd 3")
+read -r from3 <&3
+exec 3<&-
+echo "fd from a process substitution: $from3"
+while read -r line; do echo "loop over <(...): $line"; done < <(printf 'p\nq\n')
+echo "to a pipe by name" > >(cat)
+wait
+echo "written through /dev/stdout" > /dev/stdout
 shopt -s extglob
 name=file.tar.gz
 echo "parameter expansion: ${name%%.*} ${name#*.} ${name//./_} ${name^^}"
 printf -v formatted '%05.1f|%-4s|%x' 3.14159 ab 255
 echo "printf -v: $formatted"
 [[ "abc123" =~ ^([a-z]+)([0-9]+)$ ]] && echo "regex: ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
-mapfile -t lines <<< $'one\ntwo\nthree'
+mapfile -t lines < <(printf 'one\ntwo\nthree\n')
 echo "mapfile: ${#lines[@]} ${lines[2]}"
 total=0
 for ((i = 1; i <= 100; i++)); do ((total += i)); done

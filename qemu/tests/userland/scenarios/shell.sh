@@ -68,6 +68,22 @@ umount /mnt
 echo "umount: $? $(grep -c ' /mnt ' /proc/mounts)"
 mount -t nosuchfs none /mnt 2>&1 | sed 's/.*: //'
 
+mkfifo /tmp/fifo
+(echo "through a named pipe" > /tmp/fifo) &
+cat /tmp/fifo
+wait
+echo "fifo type: $(ls -l /tmp/fifo | cut -c 1)"
+exec 4<> /tmp/fifo
+echo "read-write open does not wait" >&4
+read -r line <&4
+exec 4>&-
+echo "$line"
+# udev makes these on Linux, Cadenza's boot does; this initramfs has neither.
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
+echo "pipe reopened through /dev/stdin: $(echo piped | cat /dev/stdin)"
+
 sleep 30 &
 sleeper=$!
 sleep 1
