@@ -1088,7 +1088,8 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
 
 /// Runs qemu/tests/userland/scenarios/<script> with `interpreter` (a path inside the busybox
 /// root) as init on Cadenza and on Debian's Linux; both must print the same lines, ending with
-/// "scenario done".
+/// "scenario done". `extra_files` are copied into the tree (their directories made), symlinks
+/// followed.
 fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&str, &Path)]) {
     let dir = tempfile::tempdir().unwrap();
     let archive = busybox_root(dir.path());
@@ -1099,7 +1100,10 @@ fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&st
         .join(script);
     std::fs::copy(&source, tree.join("scenario")).unwrap();
     for (name, file) in extra_files {
-        std::fs::copy(file, tree.join(name)).unwrap();
+        let target = tree.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(file, &target)
+            .unwrap_or_else(|e| panic!("copying {} to {name}: {e}", file.display()));
     }
     std::fs::remove_file(&archive).unwrap();
     cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
@@ -1142,4 +1146,104 @@ fn bash_scenarios_print_the_same_lines_on_debians_linux() {
         "Debian's bash-static is needed (scripts/setup.sh installs it)"
     );
     scenario_on_both_kernels("/bin/bash", "bash.sh", &[("bin/bash", bash)]);
+}
+
+/// The shared libraries `ldd` lists for `program`, the dynamic linker included (paths as the
+/// program finds them, such as /lib/x86_64-linux-gnu/libc.so.6 and /lib64/ld-linux-x86-64.so.2;
+/// the vDSO has none).
+fn shared_libraries(program: &Path) -> Vec<PathBuf> {
+    let output = Command::new("ldd").arg(program).output().expect("ldd runs");
+    assert!(output.status.success(), "ldd {}", program.display());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, found)) => found.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+#[test]
+fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() {
+    // Debian's coreutils with glibc's ld.so and exactly the libraries ldd lists: the kernel
+    // loads the program and ld.so, ld.so maps libc (and libselinux and libpcre2 for ls) with
+    // file mmaps. The programs go to /usr/bin (/bin is busybox's).
+    let programs = ["ls", "cat", "echo", "wc", "sort", "env", "true", "false"];
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for name in programs {
+        let path = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("Debian's coreutils {name} is needed"));
+        for library in shared_libraries(&path) {
+            let inside = library
+                .to_str()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string();
+            if !files.iter().any(|(known, _)| *known == inside) {
+                files.push((inside, library));
+            }
+        }
+        files.push((format!("usr/bin/{name}"), path));
+    }
+    let interpreter = "lib64/ld-linux-x86-64.so.2";
+    assert!(
+        files.iter().any(|(name, _)| name == interpreter),
+        "{files:?}"
+    );
+    // Data of known content, and `true` with its PT_INTERP renamed (same length) to a missing
+    // file and to a file that is not an ELF.
+    let staging = tempfile::tempdir().unwrap();
+    let mut stage = |name: &str, contents: &[u8]| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = staging.path().join(name.replace('/', "_"));
+        std::fs::write(&path, contents).unwrap();
+        let mode = if name.starts_with("data/") {
+            0o644
+        } else {
+            0o755
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        files.push((name.to_string(), path));
+    };
+    stage("data/fruits", b"cherry\napple\nbanana\ndate\n");
+    stage("data/numbers", b"10\n9\n100\n-3\n42\n");
+    stage("data/one-byte", b"x");
+    let true_image = std::fs::read(Path::new("/usr/bin/true")).unwrap();
+    let with_interpreter = |path: &[u8]| {
+        let from = b"/lib64/ld-linux-x86-64.so.2";
+        assert_eq!(path.len(), from.len());
+        let at = true_image
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("true names ld.so");
+        let mut image = true_image.clone();
+        image[at..at + from.len()].copy_from_slice(path);
+        image
+    };
+    stage(
+        "missing-interpreter",
+        &with_interpreter(b"/lib64/ld-nonex-x86-64.so.2"),
+    );
+    stage(
+        "corrupt-interpreter",
+        &with_interpreter(b"/lib64/ld-broke-x86-64.so.2"),
+    );
+    stage(
+        "lib64/ld-broke-x86-64.so.2",
+        "this is not an ELF file, but it is longer than an ELF header is.\n"
+            .repeat(2)
+            .as_bytes(),
+    );
+    let extra: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(name, path)| (name.as_str(), path.as_path()))
+        .collect();
+    scenario_on_both_kernels("/bin/sh", "coreutils.sh", &extra);
 }
