@@ -1148,6 +1148,20 @@ fn bash_scenarios_print_the_same_lines_on_debians_linux() {
     scenario_on_both_kernels("/bin/bash", "bash.sh", &[("bin/bash", bash)]);
 }
 
+#[test]
+fn private_file_mappings_behave_as_on_debians_linux() {
+    // mmap of a regular file (MAP_PRIVATE): contents, private writes, fork, MAP_FIXED over a
+    // reservation, mprotect, munmap, and Linux's errors.
+    let binary = program("mmap_file");
+    let (cadenza, linux) = on_both_kernels(&[("init", &binary)], "");
+    assert_eq!(
+        cadenza.last().map(String::as_str),
+        Some("mmap_file done"),
+        "{cadenza:#?}"
+    );
+    assert_eq!(cadenza, linux, "Cadenza (left) and Linux (right) differ");
+}
+
 /// The shared libraries `ldd` lists for `program`, the dynamic linker included (paths as the
 /// program finds them, such as /lib/x86_64-linux-gnu/libc.so.6 and /lib64/ld-linux-x86-64.so.2;
 /// the vDSO has none).
@@ -1167,14 +1181,11 @@ fn shared_libraries(program: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-#[test]
-fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() {
-    // Debian's coreutils with glibc's ld.so and exactly the libraries ldd lists: the kernel
-    // loads the program and ld.so, ld.so maps libc (and libselinux and libpcre2 for ls) with
-    // file mmaps. The programs go to /usr/bin (/bin is busybox's).
-    let programs = ["ls", "cat", "echo", "wc", "sort", "env", "true", "false"];
+/// Debian's programs `names` as usr/bin/<name>, with the shared libraries `ldd` lists for them
+/// (at the paths it lists, symlinks followed): (path in the tree, file on the host).
+fn debian_programs(names: &[&str]) -> Vec<(String, PathBuf)> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
-    for name in programs {
+    for name in names {
         let path = ["/usr/bin", "/bin"]
             .iter()
             .map(|dir| Path::new(dir).join(name))
@@ -1192,6 +1203,71 @@ fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() 
         }
         files.push((format!("usr/bin/{name}"), path));
     }
+    files
+}
+
+#[test]
+fn dynamically_linked_programs_leak_nothing() {
+    // ld.so mapping libc into every process: file mappings, the interpreter's load and the
+    // regions' references to the open files must all go when the process does.
+    let mut files = debian_programs(&["cat"]);
+    // Copies of busybox run the applet they are named after.
+    for applet in ["sh", "mount"] {
+        files.push((format!("bin/{applet}"), PathBuf::from("/bin/busybox")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("loop");
+    std::fs::write(
+        &script,
+        "/bin/mount -t proc proc /proc\n\
+         i=0\n\
+         while [ $i -lt $1 ]; do /usr/bin/cat /loop > /dev/null || echo failed; i=$((i + 1)); done\n\
+         while read key value unit; do [ $key = MemFree: ] && echo \"free: $value\"; done < /proc/meminfo\n\
+         exit 0\n",
+    )
+    .unwrap();
+    files.push(("loop".into(), script));
+    let files: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(name, path)| (name.as_str(), path.as_path()))
+        .collect();
+    let run = |cycles: u32| {
+        let result = boot(&files, &format!("rdinit=/bin/sh -- /loop {cycles}"));
+        assert!(
+            result.console.contains("sh[1]: exited with status 0"),
+            "{}",
+            result.console
+        );
+        assert!(!result.console.contains("failed"), "{}", result.console);
+        let free: u64 = result
+            .console
+            .lines()
+            .find_map(|l| l.strip_prefix("free: "))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no free memory line:\n{}", result.console));
+        (shutdown_report(&result.console), free, result.console)
+    };
+    let ((live_before, bytes_before, leaks_before), free_before, console) = run(1);
+    assert_eq!(leaks_before, 0, "{console}");
+    let ((live_after, bytes_after, leaks_after), free_after, console) = run(200);
+    assert_eq!(leaks_after, 0, "{console}");
+    assert_eq!(
+        (live_after, bytes_after),
+        (live_before, bytes_before),
+        "the heap is back to its baseline after 200 dynamically linked programs"
+    );
+    assert_eq!(
+        free_after, free_before,
+        "free memory is back to its baseline after 200 dynamically linked programs"
+    );
+}
+
+#[test]
+fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() {
+    // Debian's coreutils with glibc's ld.so and exactly the libraries ldd lists: the kernel
+    // loads the program and ld.so, ld.so maps libc (and libselinux and libpcre2 for ls) with
+    // file mmaps. The programs go to /usr/bin (/bin is busybox's).
+    let mut files = debian_programs(&["ls", "cat", "echo", "wc", "sort", "env", "true", "false"]);
     let interpreter = "lib64/ld-linux-x86-64.so.2";
     assert!(
         files.iter().any(|(name, _)| name == interpreter),

@@ -203,6 +203,7 @@ const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_TYPE: u64 = 0x0f;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_GROWSDOWN: u64 = 0x100;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 /// The flags `MAP_SHARED_VALIDATE` accepts (Linux's `LEGACY_MAP_MASK` and the type bits):
 /// growsdown, denywrite, executable, locked, noreserve, populate, nonblock, stack, hugetlb,
@@ -212,7 +213,7 @@ const MAP_KNOWN: u64 = MAP_TYPE
     | MAP_ANONYMOUS
     | MAP_FIXED_NOREPLACE
     | 0x40 /* 32BIT */
-    | 0x100 /* GROWSDOWN */
+    | MAP_GROWSDOWN
     | 0x800 /* DENYWRITE */
     | 0x1000 /* EXECUTABLE */
     | 0x2000 /* LOCKED */
@@ -226,9 +227,11 @@ const MAP_KNOWN: u64 = MAP_TYPE
 /// of regular files (what `ld.so` maps shared libraries with), their pages read from the file
 /// on first touch (`AddressSpace::map_file`). Checks in Linux's order and with its errors:
 /// `EINVAL` for an unaligned offset, `EBADF` for a bad descriptor, `EINVAL` for a zero length
-/// or no mapping type, `ENOMEM` for lengths that overflow, `EOVERFLOW` for a file range past
-/// 2^64, `EACCES` for a file not open for reading, `ENODEV` for what cannot be mapped
-/// (directories, devices, pipes, procfs). Like Linux, flags it does not know are ignored unless
+/// or no mapping type, `ENOMEM` for lengths that overflow, `EOVERFLOW` for a range whose last
+/// page number overflows, `EACCES` for a file not open for reading, `ENODEV` for what cannot
+/// be mapped (directories, devices, pipes, procfs — where Linux may also say `EIO`), `EPERM`
+/// for executable mappings from a `noexec` mount, `EINVAL` for a growing-down file mapping,
+/// `EEXIST` for `MAP_FIXED_NOREPLACE` over something mapped. Like Linux, flags it does not know are ignored unless
 /// the caller asked for validation (`MAP_SHARED_VALIDATE`: `EOPNOTSUPP`, alias `ENOTSUP`).
 ///
 /// Not yet: shared mappings (`MAP_SHARED` of a file is `ENODEV`, of anonymous memory
@@ -248,7 +251,8 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
         return Err(Errno::EINVAL);
     }
     let len = len.checked_add(4095).ok_or(Errno::ENOMEM)? & !4095;
-    if file.is_some() && offset.checked_add(len).is_none() {
+    // Linux counts in pages: the last page of the range must have a number.
+    if (offset / 4096).checked_add(len / 4096).is_none() {
         return Err(Errno::EOVERFLOW);
     }
     match flags & MAP_TYPE {
@@ -272,6 +276,9 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
             }
             if !file.is_mappable() || flags & MAP_TYPE != MAP_PRIVATE {
                 return Err(Errno::ENODEV);
+            }
+            if flags & MAP_GROWSDOWN != 0 {
+                return Err(Errno::EINVAL);
             }
             let noexec = file
                 .location()
@@ -887,4 +894,22 @@ pub fn get_robust_list(call: &mut Call<'_>) -> EResult<u64> {
         task::with_current(|p| p.space.lock().write(target, &value.to_le_bytes()))??;
     }
     Ok(0)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: the one CPU there is (CPU 0). As Linux with 64-bit
+/// masks: `EINVAL` for a buffer smaller than one `unsigned long` or not a multiple of it,
+/// `ESRCH` for no such thread; returns the bytes written (8).
+pub fn sched_getaffinity(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, len, mask, ..] = call.args.0;
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match pid as i32 {
+        0 => {}
+        pid if pid > 0 => task::with_process(pid as task::Pid, |_| ())?,
+        _ => return Err(Errno::ESRCH),
+    }
+    let target = UserSlice::new(mask, 8)?;
+    task::with_current(|p| p.space.lock().write(target, &1u64.to_le_bytes()))??;
+    Ok(8)
 }
