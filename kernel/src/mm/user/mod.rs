@@ -5,6 +5,10 @@
 //! `AddressSpace` copies through them after checking every page — in the user half, mapped,
 //! user-accessible, writable when written. A bad pointer is `EFAULT`, never a kernel fault, and
 //! the copy goes through the direct map, so SMAP never needs to be relaxed.
+//!
+//! Regions are filled lazily: anonymous memory with zeroed frames, private file mappings
+//! (`RegionKind::File`, what ld.so maps libraries with) with a copy of the file's page, read at
+//! the first touch. The region holds the open file, so the mapping outlives the descriptor.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -422,7 +426,8 @@ impl AddressSpace {
             };
             // Past the end of the file the page stays zero (Linux raises SIGBUS for whole pages
             // beyond the end; a zero page is what the bytes after the end of the last page are
-            // anyway).
+            // anyway). The read happens under this address space's lock: files are in memory
+            // (tmpfs), their locks never wait for an address space, so this cannot deadlock.
             if let Err(error) = file.read_for_mapping(offset, contents) {
                 frame_allocator::free(frame);
                 return Err(error);
