@@ -56,6 +56,8 @@ pub enum Errno {
     ELOOP = 40,
     ENODATA = 61,
     EOVERFLOW = 75,
+    /// An executable's interpreter (`ld.so`) is not a usable ELF file.
+    ELIBBAD = 80,
     ENOTSUP = 95,
     ETIMEDOUT = 110,
 }
@@ -110,6 +112,7 @@ impl Errno {
             ELOOP => "ELOOP",
             ENODATA => "ENODATA",
             EOVERFLOW => "EOVERFLOW",
+            ELIBBAD => "ELIBBAD",
             ENOTSUP => "ENOTSUP",
             ETIMEDOUT => "ETIMEDOUT",
         }

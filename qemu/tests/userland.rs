@@ -1081,7 +1081,8 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
 
 /// Runs qemu/tests/userland/scenarios/<script> with `interpreter` (a path inside the busybox
 /// root) as init on Cadenza and on Debian's Linux; both must print the same lines, ending with
-/// "scenario done".
+/// "scenario done". `extra_files` are copied into the tree (their directories made), symlinks
+/// followed.
 fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&str, &Path)]) {
     let dir = tempfile::tempdir().unwrap();
     let archive = busybox_root(dir.path());
@@ -1092,7 +1093,10 @@ fn scenario_on_both_kernels(interpreter: &str, script: &str, extra_files: &[(&st
         .join(script);
     std::fs::copy(&source, tree.join("scenario")).unwrap();
     for (name, file) in extra_files {
-        std::fs::copy(file, tree.join(name)).unwrap();
+        let target = tree.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(file, &target)
+            .unwrap_or_else(|e| panic!("copying {} to {name}: {e}", file.display()));
     }
     std::fs::remove_file(&archive).unwrap();
     cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
@@ -1135,4 +1139,180 @@ fn bash_scenarios_print_the_same_lines_on_debians_linux() {
         "Debian's bash-static is needed (scripts/setup.sh installs it)"
     );
     scenario_on_both_kernels("/bin/bash", "bash.sh", &[("bin/bash", bash)]);
+}
+
+#[test]
+fn private_file_mappings_behave_as_on_debians_linux() {
+    // mmap of a regular file (MAP_PRIVATE): contents, private writes, fork, MAP_FIXED over a
+    // reservation, mprotect, munmap, and Linux's errors.
+    let binary = program("mmap_file");
+    let (cadenza, linux) = on_both_kernels(&[("init", &binary)], "");
+    assert_eq!(
+        cadenza.last().map(String::as_str),
+        Some("mmap_file done"),
+        "{cadenza:#?}"
+    );
+    assert_eq!(cadenza, linux, "Cadenza (left) and Linux (right) differ");
+}
+
+/// The shared libraries `ldd` lists for `program`, the dynamic linker included (paths as the
+/// program finds them, such as /lib/x86_64-linux-gnu/libc.so.6 and /lib64/ld-linux-x86-64.so.2;
+/// the vDSO has none).
+fn shared_libraries(program: &Path) -> Vec<PathBuf> {
+    let output = Command::new("ldd").arg(program).output().expect("ldd runs");
+    assert!(output.status.success(), "ldd {}", program.display());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, found)) => found.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Debian's programs `names` as usr/bin/<name>, with the shared libraries `ldd` lists for them
+/// (at the paths it lists, symlinks followed): (path in the tree, file on the host).
+fn debian_programs(names: &[&str]) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for name in names {
+        let path = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("Debian's coreutils {name} is needed"));
+        for library in shared_libraries(&path) {
+            let inside = library
+                .to_str()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_string();
+            if !files.iter().any(|(known, _)| *known == inside) {
+                files.push((inside, library));
+            }
+        }
+        files.push((format!("usr/bin/{name}"), path));
+    }
+    files
+}
+
+#[test]
+fn dynamically_linked_programs_leak_nothing() {
+    // ld.so mapping libc into every process: file mappings, the interpreter's load and the
+    // regions' references to the open files must all go when the process does.
+    let mut files = debian_programs(&["cat"]);
+    // Copies of busybox run the applet they are named after.
+    for applet in ["sh", "mount"] {
+        files.push((format!("bin/{applet}"), PathBuf::from("/bin/busybox")));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("loop");
+    std::fs::write(
+        &script,
+        "/bin/mount -t proc proc /proc\n\
+         i=0\n\
+         while [ $i -lt $1 ]; do /usr/bin/cat /loop > /dev/null || echo failed; i=$((i + 1)); done\n\
+         while read key value unit; do [ $key = MemFree: ] && echo \"free: $value\"; done < /proc/meminfo\n\
+         exit 0\n",
+    )
+    .unwrap();
+    files.push(("loop".into(), script));
+    let files: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(name, path)| (name.as_str(), path.as_path()))
+        .collect();
+    let run = |cycles: u32| {
+        let result = boot(&files, &format!("rdinit=/bin/sh -- /loop {cycles}"));
+        assert!(
+            result.console.contains("sh[1]: exited with status 0"),
+            "{}",
+            result.console
+        );
+        assert!(!result.console.contains("failed"), "{}", result.console);
+        let free: u64 = result
+            .console
+            .lines()
+            .find_map(|l| l.strip_prefix("free: "))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no free memory line:\n{}", result.console));
+        (shutdown_report(&result.console), free, result.console)
+    };
+    let ((live_before, bytes_before, leaks_before), free_before, console) = run(1);
+    assert_eq!(leaks_before, 0, "{console}");
+    let ((live_after, bytes_after, leaks_after), free_after, console) = run(200);
+    assert_eq!(leaks_after, 0, "{console}");
+    assert_eq!(
+        (live_after, bytes_after),
+        (live_before, bytes_before),
+        "the heap is back to its baseline after 200 dynamically linked programs"
+    );
+    assert_eq!(
+        free_after, free_before,
+        "free memory is back to its baseline after 200 dynamically linked programs"
+    );
+}
+
+#[test]
+fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() {
+    // Debian's coreutils with glibc's ld.so and exactly the libraries ldd lists: the kernel
+    // loads the program and ld.so, ld.so maps libc (and libselinux and libpcre2 for ls) with
+    // file mmaps. The programs go to /usr/bin (/bin is busybox's).
+    let mut files = debian_programs(&["ls", "cat", "echo", "wc", "sort", "env", "true", "false"]);
+    let interpreter = "lib64/ld-linux-x86-64.so.2";
+    assert!(
+        files.iter().any(|(name, _)| name == interpreter),
+        "{files:?}"
+    );
+    // Data of known content, and `true` with its PT_INTERP renamed (same length) to a missing
+    // file and to a file that is not an ELF.
+    let staging = tempfile::tempdir().unwrap();
+    let mut stage = |name: &str, contents: &[u8]| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = staging.path().join(name.replace('/', "_"));
+        std::fs::write(&path, contents).unwrap();
+        let mode = if name.starts_with("data/") {
+            0o644
+        } else {
+            0o755
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        files.push((name.to_string(), path));
+    };
+    stage("data/fruits", b"cherry\napple\nbanana\ndate\n");
+    stage("data/numbers", b"10\n9\n100\n-3\n42\n");
+    stage("data/one-byte", b"x");
+    let true_image = std::fs::read(Path::new("/usr/bin/true")).unwrap();
+    let with_interpreter = |path: &[u8]| {
+        let from = b"/lib64/ld-linux-x86-64.so.2";
+        assert_eq!(path.len(), from.len());
+        let at = true_image
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("true names ld.so");
+        let mut image = true_image.clone();
+        image[at..at + from.len()].copy_from_slice(path);
+        image
+    };
+    stage(
+        "missing-interpreter",
+        &with_interpreter(b"/lib64/ld-nonex-x86-64.so.2"),
+    );
+    stage(
+        "corrupt-interpreter",
+        &with_interpreter(b"/lib64/ld-broke-x86-64.so.2"),
+    );
+    stage(
+        "lib64/ld-broke-x86-64.so.2",
+        "this is not an ELF file, but it is longer than an ELF header is.\n"
+            .repeat(2)
+            .as_bytes(),
+    );
+    let extra: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(name, path)| (name.as_str(), path.as_path()))
+        .collect();
+    scenario_on_both_kernels("/bin/sh", "coreutils.sh", &extra);
 }

@@ -1,17 +1,20 @@
 //! Turning an executable file into a runnable user context (`execve`'s core).
 //!
-//! Two formats, as Linux's `binfmt_elf` and `binfmt_script`: ELF images are loaded; a file
-//! starting with `#!` names an interpreter, which is run with the script's path as an argument
-//! (so shell scripts, including init scripts, run like on Linux).
+//! Two formats, as Linux's `binfmt_elf` and `binfmt_script`: ELF images are loaded (with their
+//! dynamic linker when they name one, see `elf`); a file starting with `#!` names an
+//! interpreter, which is run with the script's path as an argument (so shell scripts,
+//! including init scripts, run like on Linux).
 
 pub mod elf;
 
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::arch::x86_64::usermode;
 use crate::errno::{EResult, Errno};
+use crate::fs::file::OpenFile;
 use crate::mm::user::AddressSpace;
 
 /// A freshly loaded program: its address space and the user context to start it in.
@@ -23,7 +26,9 @@ pub struct Program {
 /// Loads `image` (the executable's bytes) with `argv` and `envp` into a new address space.
 pub fn load_program(image: &[u8], argv: &[&str], envp: &[&str]) -> EResult<Program> {
     let mut space = AddressSpace::new()?;
-    let loaded = elf::load(&mut space, image)?;
+    // The interpreter is opened as the program would open it: the caller's root, working
+    // directory and credentials (and execute permission), like Linux's `open_exec`.
+    let loaded = elf::load(&mut space, image, read_interpreter)?;
     let mut random = [0u8; 16];
     fill_random(&mut random);
     let rsp = elf::build_stack(&mut space, &loaded, argv, envp, random)?;
@@ -31,7 +36,7 @@ pub fn load_program(image: &[u8], argv: &[&str], envp: &[&str]) -> EResult<Progr
     space.brk = space.brk_start;
     Ok(Program {
         space,
-        frame: usermode::initial_user_frame(loaded.entry, rsp),
+        frame: usermode::initial_user_frame(loaded.start, rsp),
     })
 }
 
@@ -44,6 +49,11 @@ fn fill_random(out: &mut [u8]) {
 /// The bytes of an executable file, as the current process sees the path (its root, working
 /// directory and credentials); at boot, before any process, as root from `/`.
 pub fn read_executable(path: &str) -> EResult<Vec<u8>> {
+    open_executable(path)?.read_all()
+}
+
+/// `path` opened for execution (`open_exec`), as `read_executable` finds it.
+fn open_executable(path: &str) -> EResult<Arc<OpenFile>> {
     let (context, creds) =
         match crate::task::with_current(|p| (p.fs.lock().clone(), p.identity.credentials())) {
             Ok(found) => found,
@@ -52,7 +62,16 @@ pub fn read_executable(path: &str) -> EResult<Vec<u8>> {
                 crate::fs::Credentials::root(),
             ),
         };
-    crate::fs::vfs::open_exec(&context, &creds, crate::fs::At::Cwd, path)?.read_all()
+    crate::fs::vfs::open_exec(&context, &creds, crate::fs::At::Cwd, path)
+}
+
+/// A program's interpreter: its bytes, and the open file its segments are attributed to.
+fn read_interpreter(path: &str) -> EResult<elf::Interpreter> {
+    let file = open_executable(path)?;
+    Ok(elf::Interpreter {
+        image: file.read_all()?,
+        file: Some(file),
+    })
 }
 
 /// What to load for `execve(path, argv)`: the ELF image, and `argv` as the program sees it.

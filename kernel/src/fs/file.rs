@@ -442,6 +442,34 @@ impl OpenFile {
         Ok(data)
     }
 
+    /// Whether `mmap` can map this file: an open regular file whose bytes are stored (not a
+    /// device, pipe, directory or generated procfs text, which have no `mmap` on Linux either).
+    pub fn is_mappable(&self) -> bool {
+        matches!(self.backend, Backend::Inode)
+            && self.location.file_type() == FileType::Regular
+            && self.location.inode.as_generated().is_none()
+    }
+
+    /// Fills `buf` from `offset` for a file mapping's page fault: as much as the file has
+    /// there, the rest left as it is (zeroes). Returns how many bytes came from the file.
+    pub fn read_for_mapping(&self, offset: u64, buf: &mut [u8]) -> EResult<usize> {
+        if !self.is_mappable() {
+            return Err(Errno::ENODEV);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            match self
+                .location
+                .inode
+                .read_at(offset + done as u64, &mut buf[done..])?
+            {
+                0 => break,
+                count => done += count,
+            }
+        }
+        Ok(done)
+    }
+
     /// The target of a symlink opened with `O_PATH | O_NOFOLLOW` (`readlinkat(fd, "")`).
     pub fn readlink(&self) -> EResult<String> {
         self.location.inode.readlink()

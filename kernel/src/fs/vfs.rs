@@ -82,16 +82,21 @@ pub fn open(
     let file = open_unnamed(ctx, creds, at, path, flags, mode)?;
     // Remembered for `/proc/<pid>/fd` (a directory's path is found from the tree instead).
     if !file.location().is_dir() {
-        let base = match at {
-            _ if path.starts_with('/') => Ok(String::from("/")),
-            At::Cwd => path_of(&ctx.cwd, &ctx.root),
-            At::Dir(dir) => path_of(dir, &ctx.root),
-        };
-        if let Ok(base) = base {
-            file.set_opened_path(super::path::lexical_join(&base, path));
-        }
+        remember_path(&file, ctx, at, path);
     }
     Ok(file)
+}
+
+/// Records the absolute form of the path `file` was opened by (`OpenFile::opened_path`).
+fn remember_path(file: &OpenFile, ctx: &FsContext, at: At<'_>, path: &str) {
+    let base = match at {
+        _ if path.starts_with('/') => Ok(String::from("/")),
+        At::Cwd => path_of(&ctx.cwd, &ctx.root),
+        At::Dir(dir) => path_of(dir, &ctx.root),
+    };
+    if let Ok(base) = base {
+        file.set_opened_path(super::path::lexical_join(&base, path));
+    }
 }
 
 fn open_unnamed(
@@ -268,7 +273,10 @@ pub fn open_exec(
         return Err(Errno::EACCES);
     }
     check_access(creds, &meta, Access::EXEC)?;
-    Ok(OpenFile::new_inode(location, OpenFlags::empty()))
+    let file = OpenFile::new_inode(location, OpenFlags::empty());
+    // An interpreter's segments are named by it in `/proc/<pid>/maps`.
+    remember_path(&file, ctx, at, path);
+    Ok(file)
 }
 
 /// Write and search permission in `dir`, on a writable mount (`may_create`).

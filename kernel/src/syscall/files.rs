@@ -910,3 +910,137 @@ pub fn sendfile(call: &mut Call<'_>) -> EResult<u64> {
     }
     Ok(done as u64)
 }
+
+/// The name of an extended attribute: 1 to 255 bytes (`ERANGE` otherwise), in a namespace
+/// Linux knows (`ENOTSUP` otherwise).
+fn xattr_name(address: u64) -> EResult<String> {
+    let name =
+        task::with_current(|p| p.space.lock().read_c_string(address, 255))?.map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                Errno::ERANGE
+            } else {
+                e
+            }
+        })?;
+    if name.is_empty() {
+        return Err(Errno::ERANGE);
+    }
+    let known = ["user.", "trusted.", "security.", "system."];
+    if !known.iter().any(|prefix| name.starts_with(prefix)) {
+        return Err(Errno::ENOTSUP);
+    }
+    Ok(name)
+}
+
+/// The file an `*xattr` call names: a path (`follow` for the non-`l` forms) or a descriptor.
+fn xattr_target(call: &Call<'_>, by_fd: bool, follow: bool) -> EResult<()> {
+    let target = call.args.0[0];
+    if by_fd {
+        file(fd_arg(target)?)?;
+    } else {
+        let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+        location_of(AT_FDCWD as u64, target, flags)?;
+    }
+    Ok(())
+}
+
+/// `getxattr`, `lgetxattr`, `fgetxattr`: the file systems store no extended attributes, so
+/// any attribute of an existing file is `ENODATA` — what Linux's tmpfs answers for one never
+/// set (and what `ls -l` and `cp -a` take as "no ACL, no security label").
+fn getxattr_common(call: &mut Call<'_>, by_fd: bool, follow: bool) -> EResult<u64> {
+    xattr_target(call, by_fd, follow)?;
+    xattr_name(call.args.0[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn getxattr(call: &mut Call<'_>) -> EResult<u64> {
+    getxattr_common(call, false, true)
+}
+
+pub fn lgetxattr(call: &mut Call<'_>) -> EResult<u64> {
+    getxattr_common(call, false, false)
+}
+
+pub fn fgetxattr(call: &mut Call<'_>) -> EResult<u64> {
+    getxattr_common(call, true, true)
+}
+
+/// `listxattr`, `llistxattr`, `flistxattr`: an empty list (length 0).
+fn listxattr_common(call: &mut Call<'_>, by_fd: bool, follow: bool) -> EResult<u64> {
+    xattr_target(call, by_fd, follow)?;
+    Ok(0)
+}
+
+pub fn listxattr(call: &mut Call<'_>) -> EResult<u64> {
+    listxattr_common(call, false, true)
+}
+
+pub fn llistxattr(call: &mut Call<'_>) -> EResult<u64> {
+    listxattr_common(call, false, false)
+}
+
+pub fn flistxattr(call: &mut Call<'_>) -> EResult<u64> {
+    listxattr_common(call, true, true)
+}
+
+/// `setxattr`, `lsetxattr`, `fsetxattr`: not supported by the file systems (`ENOTSUP`, as
+/// Linux's ramfs answers), after the checks on the file and the name.
+fn setxattr_common(call: &mut Call<'_>, by_fd: bool, follow: bool) -> EResult<u64> {
+    // XATTR_CREATE | XATTR_REPLACE
+    if call.args.0[4] & !3 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    xattr_target(call, by_fd, follow)?;
+    xattr_name(call.args.0[1])?;
+    Err(Errno::ENOTSUP)
+}
+
+pub fn setxattr(call: &mut Call<'_>) -> EResult<u64> {
+    setxattr_common(call, false, true)
+}
+
+pub fn lsetxattr(call: &mut Call<'_>) -> EResult<u64> {
+    setxattr_common(call, false, false)
+}
+
+pub fn fsetxattr(call: &mut Call<'_>) -> EResult<u64> {
+    setxattr_common(call, true, true)
+}
+
+/// `removexattr`, `lremovexattr`, `fremovexattr`: there is never one to remove (`ENODATA`).
+fn removexattr_common(call: &mut Call<'_>, by_fd: bool, follow: bool) -> EResult<u64> {
+    xattr_target(call, by_fd, follow)?;
+    xattr_name(call.args.0[1])?;
+    Err(Errno::ENODATA)
+}
+
+pub fn removexattr(call: &mut Call<'_>) -> EResult<u64> {
+    removexattr_common(call, false, true)
+}
+
+pub fn lremovexattr(call: &mut Call<'_>) -> EResult<u64> {
+    removexattr_common(call, false, false)
+}
+
+pub fn fremovexattr(call: &mut Call<'_>) -> EResult<u64> {
+    removexattr_common(call, true, true)
+}
+
+/// `fadvise64(fd, offset, len, advice)`: every file is in memory, so advice changes nothing;
+/// the checks are Linux's (`EBADF`, `ESPIPE` for a pipe, `EINVAL` for unknown advice or a
+/// negative length).
+pub fn fadvise64(call: &mut Call<'_>) -> EResult<u64> {
+    let [fd, _offset, len, advice, ..] = call.args.0;
+    let file = file(fd_arg(fd)?)?;
+    if file.is_path_only() {
+        return Err(Errno::EBADF);
+    }
+    if file.metadata().file_type == fs::metadata::FileType::Fifo {
+        return Err(Errno::ESPIPE);
+    }
+    // POSIX_FADV_NORMAL .. POSIX_FADV_NOREUSE
+    if advice as i32 as u32 > 5 || (len as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

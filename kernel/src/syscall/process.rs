@@ -197,27 +197,99 @@ pub fn brk(call: &mut Call<'_>) -> EResult<u64> {
 const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;
 const PROT_EXEC: u64 = 4;
+const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+const MAP_TYPE: u64 = 0x0f;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
-const MAP_KNOWN: u64 = 0x01 | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | 0x4000 /* NORESERVE */ | 0x100 /* GROWSDOWN */ | 0x8000 /* POPULATE */;
+const MAP_GROWSDOWN: u64 = 0x100;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+/// The flags `MAP_SHARED_VALIDATE` accepts (Linux's `LEGACY_MAP_MASK` and the type bits):
+/// growsdown, denywrite, executable, locked, noreserve, populate, nonblock, stack, hugetlb,
+/// the 32-bit hint, fixed and fixed-noreplace.
+const MAP_KNOWN: u64 = MAP_TYPE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_FIXED_NOREPLACE
+    | 0x40 /* 32BIT */
+    | MAP_GROWSDOWN
+    | 0x800 /* DENYWRITE */
+    | 0x1000 /* EXECUTABLE */
+    | 0x2000 /* LOCKED */
+    | 0x4000 /* NORESERVE */
+    | 0x8000 /* POPULATE */
+    | 0x1_0000 /* NONBLOCK */
+    | 0x2_0000 /* STACK */
+    | 0x4_0000 /* HUGETLB */;
 
-/// Anonymous private mappings (files come with the VFS).
+/// `mmap(hint, len, prot, flags, fd, offset)`: anonymous private memory, and private mappings
+/// of regular files (what `ld.so` maps shared libraries with), their pages read from the file
+/// on first touch (`AddressSpace::map_file`). Checks in Linux's order and with its errors:
+/// `EINVAL` for an unaligned offset, `EBADF` for a bad descriptor, `EINVAL` for a zero length
+/// or no mapping type, `ENOMEM` for lengths that overflow, `EOVERFLOW` for a range whose last
+/// page number overflows, `EACCES` for a file not open for reading, `ENODEV` for what cannot
+/// be mapped (directories, devices, pipes, procfs — where Linux may also say `EIO`), `EPERM`
+/// for executable mappings from a `noexec` mount, `EINVAL` for a growing-down file mapping,
+/// `EEXIST` for `MAP_FIXED_NOREPLACE` over something mapped. Like Linux, flags it does not know are ignored unless
+/// the caller asked for validation (`MAP_SHARED_VALIDATE`: `EOPNOTSUPP`, alias `ENOTSUP`).
+///
+/// Not yet: shared mappings (`MAP_SHARED` of a file is `ENODEV`, of anonymous memory
+/// `EINVAL`), and whole pages past the end of the file read as zeroes where Linux raises
+/// `SIGBUS`.
 pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
-    let [hint, len, prot, flags, _fd, offset] = call.args.0;
-    if len == 0 || flags & !MAP_KNOWN != 0 || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+    let [hint, len, prot, flags, fd, offset] = call.args.0;
+    if offset % 4096 != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        return Err(Errno::ENODEV);
-    }
-    if flags & MAP_PRIVATE == 0 || offset % 4096 != 0 {
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        Some(super::files::file(fd as i32)?)
+    } else {
+        None
+    };
+    if len == 0 || prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
         return Err(Errno::EINVAL);
     }
     let len = len.checked_add(4095).ok_or(Errno::ENOMEM)? & !4095;
+    // Linux counts in pages: the last page of the range must have a number.
+    if (offset / 4096).checked_add(len / 4096).is_none() {
+        return Err(Errno::EOVERFLOW);
+    }
+    match flags & MAP_TYPE {
+        MAP_SHARED_VALIDATE if flags & !MAP_KNOWN != 0 => return Err(Errno::ENOTSUP),
+        MAP_SHARED | MAP_SHARED_VALIDATE if file.is_none() => return Err(Errno::EINVAL),
+        MAP_SHARED | MAP_SHARED_VALIDATE | MAP_PRIVATE => {}
+        _ => return Err(Errno::EINVAL),
+    }
     let protection = Protection {
         write: prot & PROT_WRITE != 0,
         execute: prot & PROT_EXEC != 0,
+    };
+    let file = match file {
+        None => None,
+        Some(file) => {
+            if file.is_path_only() {
+                return Err(Errno::EBADF);
+            }
+            if !file.is_readable() {
+                return Err(Errno::EACCES);
+            }
+            if !file.is_mappable() || flags & MAP_TYPE != MAP_PRIVATE {
+                return Err(Errno::ENODEV);
+            }
+            if flags & MAP_GROWSDOWN != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let noexec = file
+                .location()
+                .mount
+                .flags()
+                .contains(crate::fs::mount::MountFlags::NOEXEC);
+            if noexec && protection.execute {
+                return Err(Errno::EPERM);
+            }
+            Some(crate::mm::user::FileMapping { file, offset })
+        }
     };
     // Linux's heuristic overcommit (`OVERCOMMIT_GUESS`): memory is promised lazily, but one
     // writable private mapping larger than all of RAM (there is no swap) is refused outright.
@@ -227,16 +299,22 @@ pub fn mmap(call: &mut Call<'_>) -> EResult<u64> {
     task::with_current(|p| {
         let mut guard = p.space.lock();
         let space = &mut *guard;
-        let start = if flags & MAP_FIXED != 0 {
+        let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
             if hint % 4096 != 0 {
                 return Err(Errno::EINVAL);
+            }
+            if flags & MAP_FIXED_NOREPLACE != 0 && space.is_range_used(hint, len) {
+                return Err(Errno::EEXIST);
             }
             space.unmap(hint, len)?;
             hint
         } else {
             space.pick_mmap_address(len)?
         };
-        space.reserve(start, len, protection, RegionKind::Anonymous)?;
+        match file {
+            Some(mapping) => space.map_file(start, len, protection, mapping)?,
+            None => space.reserve(start, len, protection, RegionKind::Anonymous)?,
+        }
         Ok(start)
     })?
 }
@@ -816,4 +894,22 @@ pub fn get_robust_list(call: &mut Call<'_>) -> EResult<u64> {
         task::with_current(|p| p.space.lock().write(target, &value.to_le_bytes()))??;
     }
     Ok(0)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: the one CPU there is (CPU 0). As Linux with 64-bit
+/// masks: `EINVAL` for a buffer smaller than one `unsigned long` or not a multiple of it,
+/// `ESRCH` for no such thread; returns the bytes written (8).
+pub fn sched_getaffinity(call: &mut Call<'_>) -> EResult<u64> {
+    let [pid, len, mask, ..] = call.args.0;
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match pid as i32 {
+        0 => {}
+        pid if pid > 0 => task::with_process(pid as task::Pid, |_| ())?,
+        _ => return Err(Errno::ESRCH),
+    }
+    let target = UserSlice::new(mask, 8)?;
+    task::with_current(|p| p.space.lock().write(target, &1u64.to_le_bytes()))??;
+    Ok(8)
 }

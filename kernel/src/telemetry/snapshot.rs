@@ -253,7 +253,8 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
                 " rss_kib={} vsz_kib={} image_kib={} heap_kib={} stack_kib={} anon_kib={}",
                 kib(memory.total().resident),
                 kib(memory.total().size),
-                kib(memory.image.resident),
+                // Program text and shared libraries together (the protocol has no file field).
+                kib(memory.image.resident + memory.file.resident),
                 kib(memory.heap.resident),
                 kib(memory.stack.resident),
                 kib(memory.anonymous.resident)
@@ -308,12 +309,7 @@ fn write_detail(w: &mut dyn Write, pid: Pid) -> fmt::Result {
                 if region.protection.write { 'w' } else { '-' },
                 if region.protection.execute { 'x' } else { '-' },
             )?;
-            Escaped(&mut *w).write_str(match region.kind {
-                crate::mm::user::RegionKind::Image => info.comm.as_str(),
-                crate::mm::user::RegionKind::Heap => "[heap]",
-                crate::mm::user::RegionKind::Stack => "[stack]",
-                crate::mm::user::RegionKind::Anonymous => "",
-            })?;
+            Escaped(&mut *w).write_str(region.name(info.comm.as_str()))?;
             writeln!(w, "\"")?;
         }
     }

@@ -67,7 +67,10 @@ struct Generator {
     key: [u32; 8],
     /// Block counter; its high half is the first nonce word, so it never wraps in practice.
     counter: u64,
-    rdrand: bool,
+    /// Whether RDRAND is there to mix in. A whole word, not a `bool`: the padding after a
+    /// `bool` would carry stale stack bytes into this static on every move, and the leak
+    /// scanner reads the static word by word, taking a stale heap address for a reference.
+    rdrand: u64,
 }
 
 impl Generator {
@@ -76,7 +79,7 @@ impl Generator {
         let mut generator = Self {
             key: [0; 8],
             counter: 0,
-            rdrand,
+            rdrand: u64::from(rdrand),
         };
         let mut seeded_by_rdrand = rdrand;
         if rdrand {
@@ -125,7 +128,7 @@ impl Generator {
         let tsc = cpu::rdtsc();
         self.key[6] ^= tsc as u32;
         self.key[7] ^= (tsc >> 32) as u32;
-        if self.rdrand
+        if self.rdrand != 0
             && let Some(value) = cpu::rdrand64()
         {
             self.key[0] ^= value as u32;

@@ -374,13 +374,14 @@ fn status(pid: Pid, out: &mut String) -> EResult<()> {
             0,
             kb(total.resident),
             kb(total.resident),
-            kb(total.resident - memory.image.resident),
-            kb(memory.image.resident),
+            kb(total.resident - memory.image.resident - memory.file.resident),
+            kb(memory.image.resident + memory.file.resident),
             0,
             kb(memory.heap.size + memory.anonymous.size),
             kb(memory.stack.size),
             kb(memory.image.size),
-            0,
+            // Shared libraries: every file mapping counts (Linux counts the executable ones).
+            kb(memory.file.size),
             0,
             0,
         );

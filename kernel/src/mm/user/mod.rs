@@ -5,8 +5,13 @@
 //! `AddressSpace` copies through them after checking every page — in the user half, mapped,
 //! user-accessible, writable when written. A bad pointer is `EFAULT`, never a kernel fault, and
 //! the copy goes through the direct map, so SMAP never needs to be relaxed.
+//!
+//! Regions are filled lazily: anonymous memory with zeroed frames, private file mappings
+//! (`RegionKind::File`, what ld.so maps libraries with) with a copy of the file's page, read at
+//! the first touch. The region holds the open file, so the mapping outlives the descriptor.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
@@ -88,15 +93,90 @@ pub enum RegionKind {
     Stack,
     /// `mmap(MAP_ANONYMOUS)`.
     Anonymous,
+    /// A private mapping of a file (`mmap` with a file descriptor): shared libraries, mostly.
+    File,
 }
 
-/// A range of user addresses the process may touch; its pages are allocated on first use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a file mapping's pages come from: the open file (kept open as long as the mapping
+/// exists, as Linux's `vm_file`) and the file offset of the region's first byte.
+#[derive(Clone)]
+pub struct FileMapping {
+    pub file: Arc<crate::fs::file::OpenFile>,
+    pub offset: u64,
+}
+
+impl FileMapping {
+    /// The same file, `by` bytes further on (the part of a region after a split).
+    fn advanced(&self, by: u64) -> Self {
+        Self {
+            file: Arc::clone(&self.file),
+            offset: self.offset + by,
+        }
+    }
+
+    /// Whether `next` continues this mapping `len` bytes on (same file, contiguous offsets).
+    fn continues_into(&self, len: u64, next: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &next.file) && self.offset + len == next.offset
+    }
+}
+
+impl PartialEq for FileMapping {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.file, &other.file) && self.offset == other.offset
+    }
+}
+
+impl Eq for FileMapping {}
+
+impl core::fmt::Debug for FileMapping {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FileMapping")
+            .field("path", &self.file.opened_path())
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+/// A range of user addresses the process may touch; its pages are allocated on first use
+/// (zeroed, or read from the file of a file mapping).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Region {
     pub start: u64,
     pub end: u64,
     pub protection: Protection,
     pub kind: RegionKind,
+    /// The file behind a `RegionKind::File` region; `None` for every other kind.
+    pub file: Option<FileMapping>,
+}
+
+impl Region {
+    /// The piece `[start, end)` of this region (which must lie inside it), with its file
+    /// offset moved along.
+    fn slice(&self, start: u64, end: u64) -> Self {
+        Self {
+            start,
+            end,
+            protection: self.protection,
+            kind: self.kind,
+            file: self.file.as_ref().map(|f| f.advanced(start - self.start)),
+        }
+    }
+
+    /// What `/proc/<pid>/maps` names it: the file's path, `[heap]`, `[stack]`, the
+    /// executable's name for its segments (`image_name`), nothing for anonymous memory.
+    pub fn name<'a>(&'a self, image_name: &'a str) -> &'a str {
+        match self.kind {
+            RegionKind::Heap => "[heap]",
+            RegionKind::Stack => "[stack]",
+            RegionKind::Image => image_name,
+            RegionKind::Anonymous => "",
+            RegionKind::File => self
+                .file
+                .as_ref()
+                .and_then(|f| f.file.opened_path())
+                .unwrap_or(""),
+        }
+    }
 }
 
 /// A process's memory: its page table, the regions it may use, and `brk`/`mmap` bookkeeping.
@@ -131,11 +211,13 @@ pub struct MemoryUsage {
     pub heap: RegionUsage,
     pub stack: RegionUsage,
     pub anonymous: RegionUsage,
+    /// File mappings (shared libraries).
+    pub file: RegionUsage,
 }
 
 impl MemoryUsage {
     pub fn total(&self) -> RegionUsage {
-        let all = [self.image, self.heap, self.stack, self.anonymous];
+        let all = [self.image, self.heap, self.stack, self.anonymous, self.file];
         RegionUsage {
             size: all.iter().map(|r| r.size).sum(),
             resident: all.iter().map(|r| r.resident).sum(),
@@ -148,6 +230,7 @@ impl MemoryUsage {
             RegionKind::Heap => &mut self.heap,
             RegionKind::Stack => &mut self.stack,
             RegionKind::Anonymous => &mut self.anonymous,
+            RegionKind::File => &mut self.file,
         }
     }
 }
@@ -212,16 +295,10 @@ impl AddressSpace {
                 continue;
             }
             if region.start < start {
-                kept.push(Region {
-                    end: start,
-                    ..region
-                });
+                kept.push(region.slice(region.start, start));
             }
             if region.end > end {
-                kept.push(Region {
-                    start: end,
-                    ..region
-                });
+                kept.push(region.slice(end, region.end));
             }
         }
         self.regions = kept;
@@ -237,6 +314,29 @@ impl AddressSpace {
         protection: Protection,
         kind: RegionKind,
     ) -> EResult<()> {
+        self.insert_region(start, len, protection, kind, None)
+    }
+
+    /// `reserve` for a private file mapping: the pages are read from `file` (from `offset` on)
+    /// when first touched; the part of the last page past the end of the file reads as zeroes.
+    pub fn map_file(
+        &mut self,
+        start: u64,
+        len: u64,
+        protection: Protection,
+        file: FileMapping,
+    ) -> EResult<()> {
+        self.insert_region(start, len, protection, RegionKind::File, Some(file))
+    }
+
+    fn insert_region(
+        &mut self,
+        start: u64,
+        len: u64,
+        protection: Protection,
+        kind: RegionKind,
+        file: Option<FileMapping>,
+    ) -> EResult<()> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         if !start.is_multiple_of(PAGE) || end > USER_END || start < PAGE {
             return Err(Errno::EINVAL);
@@ -250,9 +350,30 @@ impl AddressSpace {
                 end,
                 protection,
                 kind,
+                file,
             },
         );
         self.apply_protection(start, end, protection)
+    }
+
+    /// Turns the region that is exactly `[start, end)` into a mapping of `file` (a segment the
+    /// ELF loader copied in: every page is present, so this only names it, as Linux's
+    /// `/proc/<pid>/maps` names ld.so).
+    pub fn attribute_to_file(&mut self, start: u64, end: u64, file: FileMapping) {
+        if let Some(region) = self
+            .regions
+            .iter_mut()
+            .find(|r| r.start == start && r.end == end)
+        {
+            region.kind = RegionKind::File;
+            region.file = Some(file);
+        }
+    }
+
+    /// Whether any region overlaps `[start, start + len)` (`MAP_FIXED_NOREPLACE`).
+    pub fn is_range_used(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        self.regions.iter().any(|r| r.start < end && start < r.end)
     }
 
     /// Like `reserve`, with every page allocated now (executable segments).
@@ -290,12 +411,29 @@ impl AddressSpace {
         if self.table.translate(page).is_some() {
             return Ok(());
         }
-        let region = *self.region_at(page).ok_or(Errno::EFAULT)?;
+        let region = self.region_at(page).ok_or(Errno::EFAULT)?;
+        let protection = region.protection;
+        let file = region
+            .file
+            .as_ref()
+            .map(|f| (Arc::clone(&f.file), f.offset + (page - region.start)));
         let frame = frame_allocator::alloc_zeroed().ok_or(Errno::ENOMEM)?;
-        if let Err(error) = self
-            .table
-            .map_4k(page, frame, region.protection.page_flags())
-        {
+        if let Some((file, offset)) = file {
+            // SAFETY: `frame` is a fresh RAM frame in the direct map that nothing else refers
+            // to yet; the slice lives only for this read.
+            let contents = unsafe {
+                core::slice::from_raw_parts_mut(phys_to_virt(frame) as *mut u8, PAGE_SIZE)
+            };
+            // Past the end of the file the page stays zero (Linux raises SIGBUS for whole pages
+            // beyond the end; a zero page is what the bytes after the end of the last page are
+            // anyway). The read happens under this address space's lock: files are in memory
+            // (tmpfs), their locks never wait for an address space, so this cannot deadlock.
+            if let Err(error) = file.read_for_mapping(offset, contents) {
+                frame_allocator::free(frame);
+                return Err(error);
+            }
+        }
+        if let Err(error) = self.table.map_4k(page, frame, protection.page_flags()) {
             frame_allocator::free(frame);
             return Err(map_error(error));
         }
@@ -351,10 +489,8 @@ impl AddressSpace {
             .iter()
             .filter(|r| r.start < end && start < r.end)
             .map(|r| Region {
-                start: r.start.max(start),
-                end: r.end.min(end),
                 protection,
-                kind: r.kind,
+                ..r.slice(r.start.max(start), r.end.min(end))
             })
             .collect();
         self.cut_regions(start, end);
@@ -400,16 +536,32 @@ impl AddressSpace {
     /// for example after a mapping grew in place).
     fn mapping_at(&self, address: u64) -> Option<Region> {
         let index = self.regions.partition_point(|r| r.end <= address);
-        let mut mapping = *self.regions.get(index).filter(|r| r.start <= address)?;
-        let same = |r: &Region| r.protection == mapping.protection && r.kind == mapping.kind;
+        let mut mapping = self
+            .regions
+            .get(index)
+            .filter(|r| r.start <= address)?
+            .clone();
+        // Adjacent and alike: same rights and kind and, for files, the same file at contiguous
+        // offsets.
+        let joins = |first: &Region, second: &Region| {
+            first.end == second.start
+                && first.protection == second.protection
+                && first.kind == second.kind
+                && match (&first.file, &second.file) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => a.continues_into(first.end - first.start, b),
+                    _ => false,
+                }
+        };
         for region in self.regions[..index].iter().rev() {
-            if region.end != mapping.start || !same(region) {
+            if !joins(region, &mapping) {
                 break;
             }
             mapping.start = region.start;
+            mapping.file = region.file.clone();
         }
         for region in &self.regions[index + 1..] {
-            if region.start != mapping.end || !same(region) {
+            if !joins(&mapping, region) {
                 break;
             }
             mapping.end = region.end;
@@ -464,7 +616,11 @@ impl AddressSpace {
                         .any(|r| r.start < grown_end && old_end < r.end);
                 if old_end == mapping.end && free {
                     let growth = new_len - old_len;
-                    self.reserve(old_end, growth, mapping.protection, mapping.kind)?;
+                    let file = mapping
+                        .file
+                        .as_ref()
+                        .map(|f| f.advanced(old_end - mapping.start));
+                    self.insert_region(old_end, growth, mapping.protection, mapping.kind, file)?;
                     return Ok(old);
                 }
                 if to == RemapTo::InPlace {
@@ -473,7 +629,11 @@ impl AddressSpace {
                 self.pick_mmap_address(new_len)?
             }
         };
-        self.reserve(new, new_len, mapping.protection, mapping.kind)?;
+        let file = mapping
+            .file
+            .as_ref()
+            .map(|f| f.advanced(old - mapping.start));
+        self.insert_region(new, new_len, mapping.protection, mapping.kind, file)?;
         if let Err(error) = self.move_pages(old, new, old_len) {
             self.cut_regions(new, new + new_len);
             return Err(error);
@@ -727,23 +887,27 @@ impl AddressSpace {
     }
 }
 
-/// `/proc/<pid>/maps` (and gdb's `monitor maps`): one line per region in Linux's format, the
-/// executable's segments named `image_name` (no file is mapped, so offset, device and inode
-/// are zero).
+/// `/proc/<pid>/maps` (and gdb's `monitor maps`): one line per region in Linux's format. File
+/// mappings show their file's offset, device, inode and path; the executable's segments (copied
+/// in by `execve`, not mapped) are named `image_name` with offset, device and inode zero.
 pub fn write_maps(space: &AddressSpace, image_name: &str, out: &mut dyn core::fmt::Write) {
     for region in space.regions() {
-        let name = match region.kind {
-            RegionKind::Heap => "[heap]",
-            RegionKind::Stack => "[stack]",
-            RegionKind::Image => image_name,
-            RegionKind::Anonymous => "",
+        let name = region.name(image_name);
+        let (offset, device, inode) = match &region.file {
+            Some(mapping) => {
+                let meta = mapping.file.metadata();
+                (mapping.offset, meta.dev, meta.ino)
+            }
+            None => (0, crate::fs::metadata::DeviceId::new(0, 0), 0),
         };
         let line = alloc::format!(
-            "{:08x}-{:08x} r{}{}p 00000000 00:00 0",
+            "{:08x}-{:08x} r{}{}p {offset:08x} {:02x}:{:02x} {inode}",
             region.start,
             region.end,
             if region.protection.write { 'w' } else { '-' },
             if region.protection.execute { 'x' } else { '-' },
+            device.major,
+            device.minor,
         );
         // Linux pads the name to start in column 74.
         let _ = if name.is_empty() {
