@@ -4,7 +4,7 @@
 # Installs only what is missing: the Rust target and rust-src (RUSTUP_AUTO_INSTALL=0 means a
 # rust-toolchain.toml alone installs nothing), and Debian's QEMU, gdb, cpio and musl-tools (the
 # userland test programs are built with musl-gcc), Debian's static busybox (the userland the
-# kernel runs) and static bash (a second shell the tests run), and tmux (the TUI's end-to-end
+# kernel runs), static bash and neofetch (more of Debian the tests run), and tmux (the TUI's end-to-end
 # test); and Debian's own Linux kernel image
 # (package linux-image-amd64, unpacked into target/debian-linux/, not installed), which the
 # parity tests boot with the same initramfs to check that every scenario behaves as on Linux.
@@ -41,6 +41,7 @@ declare -A packages=(
     [musl-gcc]=musl-tools
     [busybox]=busybox-static
     [bash-static]=bash-static
+    [neofetch]=neofetch
     [tmux]=tmux
 )
 missing=()

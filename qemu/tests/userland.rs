@@ -1130,6 +1130,31 @@ fn shell_scenarios_print_the_same_lines_on_debians_linux() {
 }
 
 #[test]
+fn debians_neofetch_describes_the_machine_as_on_linux() {
+    // neofetch: a 10,000-line bash script reading /proc and /etc/os-release through awk, sed,
+    // grep and friends (busybox's, installed by the scenario).
+    let (bash, neofetch) = (
+        Path::new("/bin/bash-static"),
+        Path::new("/usr/bin/neofetch"),
+    );
+    for (file, package) in [(bash, "bash-static"), (neofetch, "neofetch")] {
+        assert!(
+            file.is_file(),
+            "Debian's {package} is needed (scripts/setup.sh installs it)"
+        );
+    }
+    scenario_on_both_kernels(
+        "/bin/bash",
+        "neofetch.sh",
+        &[
+            ("bin/bash", bash),
+            ("usr/bin/neofetch", neofetch),
+            ("etc/os-release", Path::new("/usr/lib/os-release")),
+        ],
+    );
+}
+
+#[test]
 fn bash_scenarios_print_the_same_lines_on_debians_linux() {
     // Debian's bash (bash-static): arrays, coprocesses, process substitution, traps, regexes,
     // job control in a script, ulimit.
