@@ -267,7 +267,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// comes back when it exits, and `poweroff` (or Ctrl-Alt-Del) ending the machine.
 const INITTAB: &str = "\
 ::sysinit:/bin/mount -a
-::sysinit:/bin/echo Cadenza: busybox init is up. Try ls, ps, cat /etc/motd; poweroff ends the machine.
+::sysinit:/bin/echo Cadenza: busybox init is up. Try ls, ps, top, bash, neofetch; poweroff ends the machine.
 ::respawn:-/bin/sh
 ::ctrlaltdel:/bin/poweroff
 ::shutdown:/bin/echo Cadenza: going down
@@ -278,6 +278,19 @@ const INITTAB: &str = "\
 const FSTAB: &str = "\
 proc /proc proc defaults 0 0
 debugfs /sys/kernel/debug debugfs defaults 0 0
+";
+
+/// Debian's static bash and neofetch (a bash script), added to the default system when the
+/// host has them: more of a real userland to try.
+pub const BASH: &str = "/bin/bash-static";
+pub const NEOFETCH: &str = "/usr/bin/neofetch";
+
+/// What the system calls itself (neofetch and others read it).
+const OS_RELEASE: &str = "\
+NAME=\"Cadenza\"
+PRETTY_NAME=\"Cadenza (Debian's busybox userland)\"
+ID=cadenza
+HOME_URL=\"https://example.invalid/cadenza\"
 ";
 
 /// The archive booted when the user names none: a root file system with Debian's static
@@ -314,6 +327,15 @@ pub fn default_archive_with(busybox: &Path) -> Result<Vec<u8>> {
         archive.symlink("init", "bin/busybox")?;
         archive.file("etc/inittab", 0o644, INITTAB.as_bytes())?;
         archive.file("etc/fstab", 0o644, FSTAB.as_bytes())?;
+        archive.file("etc/os-release", 0o644, OS_RELEASE.as_bytes())?;
+        if let Ok(bash) = fs::read(BASH) {
+            archive.file("bin/bash", 0o755, &bash)?;
+        }
+        if let Ok(neofetch) = fs::read(NEOFETCH) {
+            archive.directory("usr", 0o755)?;
+            archive.directory("usr/bin", 0o755)?;
+            archive.file("usr/bin/neofetch", 0o755, &neofetch)?;
+        }
     }
     archive.finish()
 }
@@ -481,6 +503,16 @@ mod tests {
         assert!(find("bin/busybox").unwrap().3.len() > 100_000);
         assert!(
             String::from_utf8_lossy(&find("etc/inittab").unwrap().3).contains("respawn:-/bin/sh")
+        );
+        assert!(find("etc/os-release").is_some());
+        // scripts/setup.sh installs both; the archive carries them when the host has them.
+        assert_eq!(
+            find("bin/bash").map(|e| e.3.len() > 100_000),
+            Path::new(BASH).is_file().then_some(true)
+        );
+        assert_eq!(
+            find("usr/bin/neofetch").is_some(),
+            Path::new(NEOFETCH).is_file()
         );
     }
 

@@ -263,6 +263,11 @@ fn the_default_initramfs_gives_a_busybox_shell_that_runs_typed_commands() {
         s.lines()
             .any(|l| l.contains("cz-42") && !l.contains("echo"))
     });
+    // Debian's neofetch under Debian's bash, both in the default system (scripts/setup.sh).
+    tmux.keys(&["neofetch --stdout | grep -E '^(OS|Kernel):'", "Enter"]);
+    tmux.wait_for("neofetch's report", STEP, |s| {
+        s.contains("OS: Cadenza") && s.contains("Kernel: 6.1.0-cadenza")
+    });
     tmux.keys(&["C-]"]);
 
     // init waits for the shell (asleep, not runnable); the shell waits for input.
