@@ -441,6 +441,97 @@ fn waitid_reports_and_mremap_moves_pages_like_linux() {
 }
 
 #[test]
+fn utimensat_and_the_older_calls_set_file_times_like_linux() {
+    // qemu/tests/userland/file_times.c; `the_test_programs_print_the_same_lines_on_debians_linux`
+    // checks that Linux prints the same.
+    let now = "ctime now=1";
+    program_prints(
+        "file_times",
+        &[
+            &format!("explicit: ok atime=1000.000000500 mtime=2000.000000600 {now}"),
+            &format!("omit atime: ok atime=1000.000000500 mtime=3000.000000000 {now}"),
+            &format!("omit mtime: ok atime=4000.000000000 mtime=3000.000000000 {now}"),
+            &format!("mtime now: ok atime=4000.000000000 mtime=now {now}"),
+            &format!("atime now, mtime before 1970: ok atime=now mtime=-100.999999999 {now}"),
+            &format!("null times: ok atime=now mtime=now {now}"),
+            "both omitted, missing file: ok",
+            "both omitted, null path: ok",
+            "missing file: ENOENT",
+            "through a file: ENOTDIR",
+            "null path at AT_FDCWD: EFAULT",
+            "bad times pointer: EFAULT",
+            "nsec 1000000000: EINVAL",
+            "nsec -1: EINVAL",
+            "unknown flag: EINVAL",
+            "AT_REMOVEDIR: EINVAL",
+            "empty path: ENOENT",
+            &format!("after the errors: ok atime=now mtime=now {now}"),
+            &format!(
+                "null path on a read-only descriptor: ok atime=5.000000001 mtime=6.000000002 {now}"
+            ),
+            &format!("futimens: ok atime=7.000000000 mtime=8.000000000 {now}"),
+            "null path with AT_SYMLINK_NOFOLLOW: EINVAL",
+            "null path on a closed descriptor: EBADF",
+            &format!(
+                "relative to a directory descriptor: ok atime=9.000000000 mtime=10.000000000 {now}"
+            ),
+            "relative to a file descriptor: ENOTDIR",
+            "null path on an O_PATH descriptor: EBADF",
+            &format!(
+                "AT_EMPTY_PATH on an O_PATH descriptor: ok atime=11.000000000 mtime=12.000000000 {now}"
+            ),
+            "empty path without AT_EMPTY_PATH: ENOENT",
+            // AT_SYMLINK_NOFOLLOW changes the link, not its target
+            &format!(
+                "link with AT_SYMLINK_NOFOLLOW: ok atime=13.000000000 mtime=14.000000000 {now}"
+            ),
+            &format!("its target: ok atime=11.000000000 mtime=12.000000000 {now}"),
+            &format!("link followed: the target: ok atime=15.000000000 mtime=16.000000000 {now}"),
+            "the link itself: mtime=14",
+            "dangling link followed: ENOENT",
+            &format!("dangling link itself: ok atime=17.000000000 mtime=18.000000000 {now}"),
+            &format!("utime: ok atime=19.000000000 mtime=20.000000000 {now}"),
+            &format!("utime null: ok atime=now mtime=now {now}"),
+            &format!("utimes: ok atime=21.000005000 mtime=22.999999000 {now}"),
+            "utimes usec 1000000: EINVAL",
+            "utimes usec -1: EINVAL",
+            &format!("utimes null: ok atime=now mtime=now {now}"),
+            &format!("futimesat: ok atime=23.000001000 mtime=24.000002000 {now}"),
+            &format!("futimesat null path: ok atime=25.000003000 mtime=26.000004000 {now}"),
+            // a user (uid 1000): "now" with write permission, explicit times on its own files
+            "setuid(1000): ok",
+            "touch root's 0644 file: EACCES",
+            "touch it with a null times: EACCES",
+            "explicit times on it: EPERM",
+            "touch root's 0666 file: ok",
+            "both UTIME_NOW on it: ok",
+            "UTIME_NOW and UTIME_OMIT on it: EPERM",
+            "both UTIME_OMIT on it: ok",
+            "utimes on it: ok",
+            "utimes with times on it: EPERM",
+            &format!(
+                "explicit times on my own 0444 file: ok atime=11.000000000 mtime=12.000000000 {now}"
+            ),
+            &format!("touch my own 0444 file: ok atime=now mtime=now {now}"),
+            "child exited 0",
+            &format!(
+                "root's 0644 file after the child: ok atime=1.000000000 mtime=2.000000000 {now}"
+            ),
+            &format!(
+                "root sets times on someone's 0000 file: ok atime=27.000000000 mtime=28.000000000 {now}"
+            ),
+            &format!("root touches it: ok atime=now mtime=now {now}"),
+            "mount read-only tmpfs: ok",
+            "touch on a read-only mount: EROFS",
+            "explicit times on a read-only mount: EROFS",
+            "both omitted on a read-only mount: ok",
+            "file times tests done",
+            "init[1]: exited with status 0",
+        ],
+    );
+}
+
+#[test]
 fn the_console_is_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
@@ -566,7 +657,7 @@ fn busybox_root(dir: &Path) -> PathBuf {
         "sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "wc", "grep", "sleep", "true", "chmod",
         "printf", "mount", "umount", "ps", "free", "uptime", "top", "readlink", "tr", "tail",
         "head", "dd", "stat", "kill", "sort", "seq", "cut", "sed", "ln", "poweroff", "diff",
-        "date", "mkfifo",
+        "date", "mkfifo", "touch",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
     }
@@ -1067,6 +1158,7 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "identity",
         "limits",
         "waitid_mremap",
+        "file_times",
     ] {
         let binary = program(name);
         let files: &[(&str, &Path)] = &[("init", &binary), ("forkexec", &binary)];

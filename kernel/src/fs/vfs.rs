@@ -714,9 +714,10 @@ pub fn chown(
     })
 }
 
-/// `utimensat`/`futimens`: explicit times need the owner or root (`EPERM`); `UTIME_NOW` for
-/// both also lets anyone with write permission touch the file (`EACCES` otherwise). Both
-/// `UTIME_OMIT` changes nothing.
+/// `utimensat`/`futimens` (Linux's `vfs_utimes`): `UTIME_NOW` for both ("touch") is the
+/// owner's, root's or anyone's with write permission (`EACCES` otherwise); anything else, even
+/// `UTIME_NOW` for one and `UTIME_OMIT` for the other, is an explicit change and needs the
+/// owner or root (`EPERM`). Both `UTIME_OMIT` changes nothing. The change time becomes now.
 pub fn utimens(
     creds: &Credentials,
     location: &Location,
@@ -735,7 +736,7 @@ pub fn utimens(
     }
     writable_mount(location)?;
     let meta = location.metadata();
-    let explicit = matches!(atime, TimeChange::Set(_)) || matches!(mtime, TimeChange::Set(_));
+    let explicit = !(atime == TimeChange::Now && mtime == TimeChange::Now);
     if !creds.owns(&meta) {
         if explicit {
             return Err(Errno::EPERM);

@@ -748,6 +748,106 @@ pub fn fchown(call: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
+/// `utimensat`'s special `tv_nsec` values.
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// One `struct timespec` of `utimensat`, validated as Linux's `nsec_valid` (after the path is
+/// resolved, as Linux does: a missing file is `ENOENT` whatever the times).
+fn time_change((sec, nsec): (i64, i64)) -> EResult<fs::vfs::TimeChange> {
+    use fs::vfs::TimeChange;
+    match nsec {
+        UTIME_NOW => Ok(TimeChange::Now),
+        UTIME_OMIT => Ok(TimeChange::Omit),
+        0..1_000_000_000 => Ok(TimeChange::Set(fs::metadata::Timespec::new(
+            sec,
+            nsec as u32,
+        ))),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `do_utimes`: a null `path` with a real `dirfd` is `futimens` on that file (no flags
+/// allowed, `O_PATH` files are `EBADF`); otherwise `path` is resolved from `dirfd` as `*at`
+/// calls do. `times` is `None` for "now" for both.
+fn set_times(dirfd: u64, path: u64, times: Option<[(i64, i64); 2]>, flags: u64) -> EResult<u64> {
+    let (location, creds) = if path == 0 && dirfd as i32 != AT_FDCWD {
+        if flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let file = file(fd_arg(dirfd)?)?;
+        if file.is_path_only() {
+            return Err(Errno::EBADF);
+        }
+        (file.location().clone(), context()?.1)
+    } else {
+        if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        location_of(dirfd, path, flags)?
+    };
+    let (atime, mtime) = match times {
+        Some([atime, mtime]) => (time_change(atime)?, time_change(mtime)?),
+        None => (fs::vfs::TimeChange::Now, fs::vfs::TimeChange::Now),
+    };
+    fs::vfs::utimens(&creds, &location, atime, mtime)?;
+    Ok(0)
+}
+
+pub fn utimensat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, times, flags, ..] = call.args.0;
+    let times = match times {
+        0 => None,
+        address => Some(super::time_arg::raw_pairs::<2>(address)?),
+    };
+    // Both UTIME_OMIT: nothing to do, and Linux does not even look at the path.
+    if let Some([(_, UTIME_OMIT), (_, UTIME_OMIT)]) = times {
+        return Ok(0);
+    }
+    set_times(dirfd, path, times, flags)
+}
+
+/// `futimesat`/`utimes`: `struct timeval` pairs, microseconds checked before the path.
+fn set_times_timeval(dirfd: u64, path: u64, times: u64) -> EResult<u64> {
+    let times = match times {
+        0 => None,
+        address => {
+            let pairs = super::time_arg::raw_pairs::<2>(address)?;
+            if pairs
+                .iter()
+                .any(|&(_, usec)| !(0..1_000_000).contains(&usec))
+            {
+                return Err(Errno::EINVAL);
+            }
+            Some(pairs.map(|(sec, usec)| (sec, usec * 1_000)))
+        }
+    };
+    set_times(dirfd, path, times, 0)
+}
+
+pub fn futimesat(call: &mut Call<'_>) -> EResult<u64> {
+    let [dirfd, path, times, ..] = call.args.0;
+    set_times_timeval(dirfd, path, times)
+}
+
+pub fn utimes(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, times, ..] = call.args.0;
+    set_times_timeval(AT_FDCWD as u64, path, times)
+}
+
+/// `utime`: a `struct utimbuf` (whole seconds for access and modification).
+pub fn utime(call: &mut Call<'_>) -> EResult<u64> {
+    let [path, times, ..] = call.args.0;
+    let times = match times {
+        0 => None,
+        address => {
+            let [(atime, mtime)] = super::time_arg::raw_pairs::<1>(address)?;
+            Some([(atime, 0), (mtime, 0)])
+        }
+    };
+    set_times(AT_FDCWD as u64, path, times, 0)
+}
+
 pub fn truncate(call: &mut Call<'_>) -> EResult<u64> {
     let [path, length, ..] = call.args.0;
     let (location, creds) = location_of(AT_FDCWD as u64, path, 0)?;

@@ -14,13 +14,25 @@ pub enum Format {
     Timeval,
 }
 
+/// The `count` pairs of words at `address` (seconds and fraction), unvalidated: for callers
+/// whose fraction field has special values (`utimensat`'s `UTIME_NOW`/`UTIME_OMIT`) or whose
+/// seconds may be negative (file times before 1970).
+pub fn raw_pairs<const N: usize>(address: u64) -> EResult<[(i64, i64); N]> {
+    let mut bytes = [[0u8; 16]; N];
+    let source = UserSlice::new(address, 16 * N)?;
+    task::with_current(|p| p.space.lock().read(source, bytes.as_flattened_mut()))??;
+    Ok(bytes.map(|pair| {
+        let (seconds, fraction) = pair.split_at(8);
+        (
+            i64::from_le_bytes(seconds.try_into().expect("8 bytes")),
+            i64::from_le_bytes(fraction.try_into().expect("8 bytes")),
+        )
+    }))
+}
+
 /// The duration at `address`, in nanoseconds.
 pub fn duration(address: u64, format: Format) -> EResult<u64> {
-    let mut bytes = [0u8; 16];
-    let source = UserSlice::new(address, 16)?;
-    task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-    let seconds = i64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let fraction = i64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
+    let [(seconds, fraction)] = raw_pairs::<1>(address)?;
     let fraction_ns: u64 = match format {
         Format::Timespec => 1,
         Format::Timeval => 1_000,

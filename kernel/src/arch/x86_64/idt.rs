@@ -4,6 +4,10 @@
 //! `TrapFrame` and calls `trap::dispatch`. The stub also pushes a synthetic frame-pointer record
 //! (interrupted RBP, interrupted RIP) so that a backtrace taken inside a handler walks straight on
 //! into the interrupted code — the unwinder never needs to know about exception frames.
+//!
+//! The register half of that frame is pushed and popped by `trap_frame_save!` and
+//! `trap_frame_restore!`, which the `SYSCALL` entry (`usermode`) uses too: the order of the
+//! registers is spelled once, next to `TrapFrame`, and checked against it at compile time.
 
 use core::arch::asm;
 use core::mem::size_of;
@@ -40,9 +44,73 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+/// The assembly that completes a `TrapFrame` on the stack: the CPU (or the `SYSCALL` stub) has
+/// pushed SS, RSP, RFLAGS, CS and RIP, the entry has pushed the error code and the vector, and
+/// these pushes add the general-purpose registers in reverse field order, so RSP ends up
+/// pointing at `TrapFrame::rax`. Both kernel entries (these interrupt stubs and
+/// `usermode::syscall_entry`) use it, so the layout is written once, next to the struct.
+macro_rules! trap_frame_save {
+    () => {
+        "
+    push r15
+    push r14
+    push r13
+    push r12
+    push r11
+    push r10
+    push r9
+    push r8
+    push rbp
+    push rdi
+    push rsi
+    push rdx
+    push rcx
+    push rbx
+    push rax
+"
+    };
+}
+
+/// The reverse of `trap_frame_save!`, for RSP pointing at a `TrapFrame`: reloads the
+/// general-purpose registers and drops the vector and error code, leaving the `iretq` frame.
+/// The interrupt stubs, `usermode::syscall_entry` and `usermode::return_to_user` use it.
+macro_rules! trap_frame_restore {
+    () => {
+        "
+    pop rax
+    pop rbx
+    pop rcx
+    pop rdx
+    pop rsi
+    pop rdi
+    pop rbp
+    pop r8
+    pop r9
+    pop r10
+    pop r11
+    pop r12
+    pop r13
+    pop r14
+    pop r15
+    add rsp, 16
+"
+    };
+}
+
+pub(super) use {trap_frame_restore, trap_frame_save};
+
+// The macros above push and pop 15 registers and then step over 2 words: that is where the
+// struct has `vector`, and the `iretq` frame follows it.
+const _: () = {
+    assert!(core::mem::offset_of!(TrapFrame, vector) == 15 * 8);
+    assert!(core::mem::offset_of!(TrapFrame, rip) == 17 * 8);
+    assert!(size_of::<TrapFrame>() == 22 * 8);
+};
+
 const STUB_SIZE: usize = 16;
 
 core::arch::global_asm!(
+    concat!(
     r#"
     .section .text.trap, "ax"
     .p2align 4
@@ -69,21 +137,9 @@ trap_common:
     jz 1f
     swapgs
 1:
-    push r15
-    push r14
-    push r13
-    push r12
-    push r11
-    push r10
-    push r9
-    push r8
-    push rbp
-    push rdi
-    push rsi
-    push rdx
-    push rcx
-    push rbx
-    push rax
+"#,
+    trap_frame_save!(),
+    r#"
     mov rdi, rsp
     push qword ptr [rsp + {rip_offset}]
     push rbp
@@ -91,22 +147,9 @@ trap_common:
     cld
     call {dispatch}
     add rsp, 16
-    pop rax
-    pop rbx
-    pop rcx
-    pop rdx
-    pop rsi
-    pop rdi
-    pop rbp
-    pop r8
-    pop r9
-    pop r10
-    pop r11
-    pop r12
-    pop r13
-    pop r14
-    pop r15
-    add rsp, 16
+"#,
+    trap_frame_restore!(),
+    r#"
     /* Back to user mode: give it its GS base again (CS at [rsp + 8] here). */
     test byte ptr [rsp + 8], 3
     jz 2f
@@ -114,7 +157,8 @@ trap_common:
 2:
     iretq
     .size trap_common, . - trap_common
-"#,
+"#
+    ),
     rip_offset = const core::mem::offset_of!(TrapFrame, rip),
     dispatch = sym super::trap::dispatch,
 );

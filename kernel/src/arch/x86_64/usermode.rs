@@ -3,7 +3,8 @@
 //!
 //! `SYSCALL` switches neither stack nor anything else but CS/SS, so the entry stub uses the
 //! per-CPU area (GS, after `swapgs`) to stash the user RSP and load the task's kernel stack,
-//! then saves a `TrapFrame` of exactly the layout interrupts save. One frame layout means one
+//! then saves a `TrapFrame` of exactly the layout interrupts save (with the same
+//! `idt::trap_frame_save!`/`trap_frame_restore!` sequences). One frame layout means one
 //! way to read a user context (signals, `fork`, ptrace-style debugging, gdb threads) whether the
 //! task entered by a system call or an interrupt. Returning always goes through `iretq`, which is
 //! correct for any frame the kernel may have rewritten (signal delivery, `execve`), at a small
@@ -13,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::cpu::{self, MSR_EFER, MSR_FMASK, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR};
 use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
-use super::idt::TrapFrame;
+use super::idt::{TrapFrame, trap_frame_restore, trap_frame_save};
 
 /// Marks a `TrapFrame` built by the system-call entry (not an IDT vector).
 pub const SYSCALL_FRAME_VECTOR: u64 = 0x1_0000;
@@ -40,6 +41,7 @@ const SYSCALL_RFLAGS_MASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 14) | (
 const USER_RFLAGS: u64 = (1 << 9) | (1 << 1);
 
 core::arch::global_asm!(
+    concat!(
     r#"
     .section .text.syscall, "ax"
     .global syscall_entry
@@ -55,21 +57,9 @@ syscall_entry:
     push rcx
     push 0
     push {syscall_vector}
-    push r15
-    push r14
-    push r13
-    push r12
-    push r11
-    push r10
-    push r9
-    push r8
-    push rbp
-    push rdi
-    push rsi
-    push rdx
-    push rcx
-    push rbx
-    push rax
+"#,
+    trap_frame_save!(),
+    r#"
     mov rdi, rsp
     push qword ptr [rsp + {rip_offset}]
     push rbp
@@ -79,26 +69,14 @@ syscall_entry:
     call {dispatch}
     cli
     add rsp, 16
-    pop rax
-    pop rbx
-    pop rcx
-    pop rdx
-    pop rsi
-    pop rdi
-    pop rbp
-    pop r8
-    pop r9
-    pop r10
-    pop r11
-    pop r12
-    pop r13
-    pop r14
-    pop r15
-    add rsp, 16
+"#,
+    trap_frame_restore!(),
+    r#"
     swapgs
     iretq
     .size syscall_entry, . - syscall_entry
-"#,
+"#
+    ),
     user_data = const USER_DATA as u64,
     user_code = const USER_CODE as u64,
     syscall_vector = const SYSCALL_FRAME_VECTOR,
@@ -224,9 +202,7 @@ pub fn return_to_user(frame: &TrapFrame) -> ! {
     unsafe {
         core::arch::asm!(
             "mov rsp, {frame}",
-            "pop rax", "pop rbx", "pop rcx", "pop rdx", "pop rsi", "pop rdi", "pop rbp",
-            "pop r8", "pop r9", "pop r10", "pop r11", "pop r12", "pop r13", "pop r14", "pop r15",
-            "add rsp, 16",
+            trap_frame_restore!(),
             "swapgs",
             "iretq",
             frame = in(reg) frame as *const TrapFrame,

@@ -273,6 +273,11 @@ crate::kernel_test!(chmod_chown_and_utimens_rules, {
         TimeChange::Now,
         TimeChange::Now,
     ))?;
+    // "now" for only one of the two is an explicit change, as Linux's ATTR_TIMES_SET
+    crate::check_eq!(
+        vfs::utimens(&bob, &location, TimeChange::Now, TimeChange::Omit).err(),
+        Some(Errno::EPERM)
+    );
     ok(vfs::utimens(
         &alice,
         &location,

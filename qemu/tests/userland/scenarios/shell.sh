@@ -54,6 +54,10 @@ rm -r /tmp/many
 echo "removed: $(ls /tmp | grep -c many)"
 ln -s /tmp/f /tmp/link
 echo "symlink: $(readlink /tmp/link) $(wc -l < /tmp/link)"
+touch -d @1000000000 /tmp/t && echo "touch -d: $(stat -c '%X %Y' /tmp/t)"
+touch -r /tmp/t /tmp/f && echo "touch -r: $(stat -c %Y /tmp/f)"
+touch /tmp/t && echo "touch now: $(( $(stat -c %Y /tmp/t) > 1000000000 ))"
+touch -c /tmp/nothing-here; echo "touch -c: $? $(ls /tmp | grep -c nothing-here)"
 
 mkdir -p /mnt
 mount -t tmpfs -o size=64k scratch /mnt
