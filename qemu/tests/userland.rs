@@ -357,6 +357,24 @@ fn resource_limits_prctl_and_parent_death_signals() {
 }
 
 #[test]
+fn alternate_signal_stacks_catch_a_stack_overflow() {
+    program_prints(
+        "altstack",
+        &[
+            "initially: disabled 1",
+            "too small: -1 errno 12",
+            "bad flags: -1 errno 22",
+            "reported: size 65536, ours 1, flags 0",
+            "SA_ONSTACK handler: on the alternate stack 1, sees SS_ONSTACK 1, change refused 1",
+            "plain handler: on the alternate stack 0",
+            "autodisarm: inside disabled 1, after armed again",
+            "a new thread starts without one: 1",
+            "stack overflow survived on the alternate stack: 1",
+        ],
+    );
+}
+
+#[test]
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
     let console = &result.console;
@@ -1158,6 +1176,7 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "identity",
         "limits",
         "waitid_mremap",
+        "altstack",
         "file_times",
     ] {
         let binary = program(name);

@@ -141,6 +141,7 @@ syscall_table! {
     127 => signal::rt_sigpending,
     128 => signal::rt_sigtimedwait,
     130 => signal::rt_sigsuspend,
+    131 => signal::sigaltstack,
     132 => files::utime,
     133 => files::mknod,
     157 => process::prctl,

@@ -90,6 +90,35 @@ pub fn rt_sigsuspend(call: &mut Call<'_>) -> EResult<u64> {
     super::process::wait_for_signal()
 }
 
+/// `sigaltstack(ss, old_ss)`: the thread's alternate signal stack for `SA_ONSTACK` handlers.
+/// Changing it while running on it is `EPERM`; `old_ss` shows `SS_ONSTACK` then.
+pub fn sigaltstack(call: &mut Call<'_>) -> EResult<u64> {
+    let [new, old, ..] = call.args.0;
+    let sp = call.frame.rsp;
+    let requested = match new {
+        0 => None,
+        address => {
+            let mut bytes = [0u8; 24];
+            let source = UserSlice::new(address, 24)?;
+            task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
+            Some(bytes)
+        }
+    };
+    let current = task::with_current(|p| p.signals.alt_stack)?;
+    if let Some(bytes) = requested {
+        if current.contains(sp) {
+            return Err(Errno::EPERM);
+        }
+        let stack = signal::AltStack::from_bytes(&bytes)?;
+        task::with_current(|p| p.signals.alt_stack = stack)?;
+    }
+    if old != 0 {
+        let target = UserSlice::new(old, 24)?;
+        task::with_current(|p| p.space.lock().write(target, &current.to_bytes(sp)))??;
+    }
+    Ok(0)
+}
+
 pub fn rt_sigpending(call: &mut Call<'_>) -> EResult<u64> {
     let [target, size, ..] = call.args.0;
     if size != SIGSET_SIZE {

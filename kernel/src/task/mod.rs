@@ -969,6 +969,10 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     signals.clear_pending();
     // Init's immunity is its own (its threads share it), not its children's.
     signals.unkillable &= request.thread;
+    // A new thread shares the memory but not the alternate signal stack (Linux's sas_ss_reset).
+    if request.thread {
+        signals.alt_stack = signal::AltStack::default();
+    }
     let pid = scheduler.next_pid;
     let mut child = new_process(
         pid,

@@ -49,6 +49,7 @@ const SIG_IGN: u64 = 1;
 const SA_NOCLDSTOP: u64 = 0x1;
 const SA_SIGINFO: u64 = 0x4;
 const SA_RESTORER: u64 = 0x0400_0000;
+const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 
@@ -209,7 +210,73 @@ pub struct Signals {
     /// SIGKILL, so no user can take the system down by killing pid 1 — except a fault, which
     /// `force` delivers (and then init dies, as on Linux).
     pub unkillable: bool,
+    /// `sigaltstack`: where `SA_ONSTACK` handlers run (per thread, as in Linux).
+    pub alt_stack: AltStack,
     info: [Info; MAX_SIGNAL as usize],
+}
+
+/// `stack_t` flags.
+pub const SS_ONSTACK: u32 = 1;
+pub const SS_DISABLE: u32 = 2;
+pub const SS_AUTODISARM: u32 = 1 << 31;
+/// Linux's `MINSIGSTKSZ` on x86_64: a smaller alternate stack is `ENOMEM`.
+pub const MIN_ALT_STACK: u64 = 2048;
+
+/// An alternate signal stack (`stack_t`): `size == 0` means none (`SS_DISABLE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AltStack {
+    pub sp: u64,
+    pub size: u64,
+    /// `SS_AUTODISARM`: disarmed while a handler runs on it, re-armed by `rt_sigreturn`.
+    pub autodisarm: bool,
+}
+
+impl AltStack {
+    pub fn contains(&self, sp: u64) -> bool {
+        self.size != 0 && sp > self.sp && sp - self.sp <= self.size
+    }
+
+    /// `stack_t` as `sigaltstack` reports it for a thread whose stack pointer is `sp`.
+    pub fn to_bytes(self, sp: u64) -> [u8; 24] {
+        let mut flags = if self.size == 0 {
+            SS_DISABLE
+        } else if self.contains(sp) {
+            SS_ONSTACK
+        } else {
+            0
+        };
+        if self.autodisarm {
+            flags |= SS_AUTODISARM;
+        }
+        let mut bytes = [0u8; 24];
+        bytes[0..8].copy_from_slice(&self.sp.to_le_bytes());
+        bytes[8..12].copy_from_slice(&flags.to_le_bytes());
+        bytes[16..24].copy_from_slice(&self.size.to_le_bytes());
+        bytes
+    }
+
+    /// A new setting from a user `stack_t` (Linux's `do_sigaltstack`): `EINVAL` for unknown
+    /// flags, `ENOMEM` below `MINSIGSTKSZ`; `SS_DISABLE` clears it.
+    pub fn from_bytes(bytes: &[u8; 24]) -> EResult<Self> {
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        let flags = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or([0; 4]));
+        let autodisarm = flags & SS_AUTODISARM != 0;
+        match flags & !SS_AUTODISARM {
+            SS_DISABLE => Ok(Self::default()),
+            0 | SS_ONSTACK => {
+                let (sp, size) = (word(0), word(16));
+                if size < MIN_ALT_STACK {
+                    return Err(Errno::ENOMEM);
+                }
+                Ok(Self {
+                    sp,
+                    size,
+                    autodisarm,
+                })
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
 }
 
 impl Default for Signals {
@@ -221,6 +288,7 @@ impl Default for Signals {
             awaited: 0,
             restore_mask: None,
             unkillable: false,
+            alt_stack: AltStack::default(),
             info: [Info::default(); MAX_SIGNAL as usize],
         }
     }
@@ -258,6 +326,8 @@ pub fn check_signal(signal: u64) -> EResult<u8> {
 impl Signals {
     /// After `execve`: handlers reset to default (ignored signals stay ignored), mask kept.
     pub fn reset_for_exec(&mut self) {
+        // A new program starts without an alternate stack (its memory is gone).
+        self.alt_stack = AltStack::default();
         for action in &mut self.actions {
             if action.handler != SIG_IGN {
                 *action = Action::default();
@@ -452,6 +522,7 @@ impl Signals {
 
 // Offsets in Linux's x86_64 `struct rt_sigframe` (arch/x86/include/asm/sigframe.h).
 const UC_OFFSET: u64 = 8; // after pretcode
+const UC_STACK: u64 = 16; // after uc_flags and uc_link
 const UC_MCONTEXT: u64 = 40; // uc_flags, uc_link, uc_stack (24)
 const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
 const UC_SIZE: u64 = UC_SIGMASK + 8;
@@ -523,13 +594,29 @@ pub fn enter_handler(
         // x86_64 has no kernel-provided trampoline: libc always supplies one.
         return Err(Errno::EFAULT);
     }
+    // `SA_ONSTACK` handlers start at the top of the alternate stack, unless already on it
+    // (a nested signal continues below the current frame).
+    let stack = signals.alt_stack;
+    let on_alt_stack =
+        action.flags & SA_ONSTACK != 0 && stack.size != 0 && !stack.contains(frame.rsp);
+    let user_sp = if on_alt_stack {
+        stack.sp + stack.size
+    } else {
+        frame.rsp
+    };
     // Below the red zone, FP state 64-aligned, then the frame with (rsp + 8) 16-aligned.
-    let fpstate = (frame.rsp - 128 - FPSTATE_SIZE) & !63;
+    let fpstate = user_sp
+        .checked_sub(128 + FPSTATE_SIZE)
+        .ok_or(Errno::EFAULT)?
+        & !63;
     let base = ((fpstate - FRAME_SIZE) & !15) - 8;
     let old_mask = signals.restore_mask.take().unwrap_or(signals.blocked);
     let mut bytes = [0u8; FRAME_SIZE as usize];
     bytes[0..8].copy_from_slice(&action.restorer.to_le_bytes());
     let mcontext = sigcontext(frame, old_mask, fpstate, &info);
+    // uc_stack: the alternate stack as it was, which `rt_sigreturn` puts back.
+    let at = (UC_OFFSET + UC_STACK) as usize;
+    bytes[at..at + 24].copy_from_slice(&stack.to_bytes(frame.rsp));
     let at = (UC_OFFSET + UC_MCONTEXT) as usize;
     bytes[at..at + 256].copy_from_slice(&mcontext);
     let at = (UC_OFFSET + UC_SIGMASK) as usize;
@@ -547,6 +634,9 @@ pub fn enter_handler(
         blocked |= bit(signal);
     }
     signals.set_blocked(blocked);
+    if on_alt_stack && stack.autodisarm {
+        signals.alt_stack = AltStack::default();
+    }
     frame.rsp = base;
     frame.rip = action.handler;
     frame.rdi = u64::from(signal);
@@ -614,6 +704,13 @@ pub fn restore(
             .expect("8"),
     );
     signals.set_blocked(mask);
+    // The alternate stack saved in the frame comes back (re-arming an `SS_AUTODISARM` one);
+    // a bad one is ignored, as Linux's `restore_altstack` ignores it.
+    let mut stack = [0u8; 24];
+    stack.copy_from_slice(&bytes[UC_STACK as usize..UC_STACK as usize + 24]);
+    if let Ok(saved) = AltStack::from_bytes(&stack) {
+        signals.alt_stack = saved;
+    }
     *frame = restored;
     Ok(())
 }
