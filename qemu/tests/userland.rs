@@ -375,6 +375,17 @@ fn alternate_signal_stacks_catch_a_stack_overflow() {
 }
 
 #[test]
+fn threads_share_signal_actions_and_forks_copy_them() {
+    program_prints(
+        "sighand",
+        &[
+            "handler installed by another thread ran: 12, in the main thread: 1",
+            "a forked child's change stays its own: 1",
+        ],
+    );
+}
+
+#[test]
 fn lazy_memory_mprotect_and_munmap() {
     let result = boot(&[("init", &program("memory"))], "");
     let console = &result.console;
@@ -1177,6 +1188,7 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
         "limits",
         "waitid_mremap",
         "altstack",
+        "sighand",
         "file_times",
     ] {
         let binary = program(name);

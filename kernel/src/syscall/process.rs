@@ -74,6 +74,7 @@ pub fn clone(call: &mut Call<'_>) -> EResult<u64> {
         share_files: flags & CLONE_FILES != 0,
         share_fs: flags & CLONE_FS != 0,
         thread: flags & CLONE_THREAD != 0,
+        share_signal_actions: flags & CLONE_SIGHAND != 0,
         stack,
         tls: pointer(CLONE_SETTLS, tls),
         clear_child_tid: pointer(CLONE_CHILD_CLEARTID, child_tid),

@@ -905,6 +905,7 @@ pub fn fork(frame: &TrapFrame) -> EResult<Pid> {
             share_files: false,
             share_fs: false,
             thread: false,
+            share_signal_actions: false,
             stack: 0,
             tls: None,
             clear_child_tid: None,
@@ -921,6 +922,8 @@ pub struct CloneRequest {
     pub share_files: bool,
     pub share_fs: bool,
     pub thread: bool,
+    /// `CLONE_SIGHAND`: share the signal actions (threads must).
+    pub share_signal_actions: bool,
     pub stack: u64,
     pub tls: Option<u64>,
     pub clear_child_tid: Option<u64>,
@@ -969,6 +972,9 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     signals.clear_pending();
     // Init's immunity is its own (its threads share it), not its children's.
     signals.unkillable &= request.thread;
+    if !request.share_signal_actions {
+        signals.unshare_actions();
+    }
     // A new thread shares the memory but not the alternate signal stack (Linux's sas_ss_reset).
     if request.thread {
         signals.alt_stack = signal::AltStack::default();

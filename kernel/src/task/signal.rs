@@ -11,11 +11,14 @@
 //! takes every thread, SIGCONT continues them whatever its disposition) is the scheduler's, in
 //! `task`.
 
+use alloc::sync::Arc;
+
 use crate::arch::x86_64::context::FpuState;
 use crate::arch::x86_64::gdt::{USER_CODE, USER_DATA};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::errno::{EResult, Errno};
 use crate::mm::user::{AddressSpace, UserSlice};
+use crate::sync::IrqSpinLock;
 
 pub const SIGHUP: u8 = 1;
 pub const SIGINT: u8 = 2;
@@ -194,10 +197,46 @@ pub const CLD_DUMPED: i32 = 3;
 pub const CLD_STOPPED: i32 = 5;
 pub const CLD_CONTINUED: i32 = 6;
 
+/// The signal actions of a process (Linux's `sighand_struct`): threads made with
+/// `CLONE_SIGHAND` share one table, so a handler one thread installs is the one every thread
+/// runs; `fork` and `execve` give the process a copy of its own (`unshared`).
+#[derive(Clone)]
+pub struct Dispositions(Arc<IrqSpinLock<[Action; MAX_SIGNAL as usize]>>);
+
+impl Dispositions {
+    fn new() -> Self {
+        Self(Arc::new(IrqSpinLock::new(
+            [Action::default(); MAX_SIGNAL as usize],
+        )))
+    }
+
+    fn get(&self, signal: u8) -> Action {
+        self.0.lock()[usize::from(signal - 1)]
+    }
+
+    fn set(&self, signal: u8, action: Action) {
+        self.0.lock()[usize::from(signal - 1)] = action;
+    }
+
+    fn all(&self) -> [Action; MAX_SIGNAL as usize] {
+        *self.0.lock()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut [Action; MAX_SIGNAL as usize])) {
+        f(&mut self.0.lock());
+    }
+
+    /// A private copy (`fork`, `execve`).
+    pub fn unshared(&self) -> Self {
+        Self(Arc::new(IrqSpinLock::new(self.all())))
+    }
+}
+
 /// A process's signal dispositions, mask and pending set.
 #[derive(Clone)]
 pub struct Signals {
-    actions: [Action; MAX_SIGNAL as usize],
+    /// What each signal does: shared by threads made with `CLONE_SIGHAND`, as in Linux.
+    actions: Dispositions,
     pub blocked: u64,
     pending: u64,
     /// The set a `sigtimedwait` in progress waits for (0 otherwise): these signals are queued
@@ -282,7 +321,7 @@ impl AltStack {
 impl Default for Signals {
     fn default() -> Self {
         Self {
-            actions: [Action::default(); MAX_SIGNAL as usize],
+            actions: Dispositions::new(),
             blocked: 0,
             pending: 0,
             awaited: 0,
@@ -328,15 +367,24 @@ impl Signals {
     pub fn reset_for_exec(&mut self) {
         // A new program starts without an alternate stack (its memory is gone).
         self.alt_stack = AltStack::default();
-        for action in &mut self.actions {
-            if action.handler != SIG_IGN {
-                *action = Action::default();
+        // The new program's handlers are its own, whatever threads shared before.
+        self.actions = self.actions.unshared();
+        self.actions.update(|actions| {
+            for action in actions.iter_mut() {
+                if action.handler != SIG_IGN {
+                    *action = Action::default();
+                }
             }
-        }
+        });
+    }
+
+    /// A private copy of the actions (a new process made without `CLONE_SIGHAND`).
+    pub fn unshare_actions(&mut self) {
+        self.actions = self.actions.unshared();
     }
 
     pub fn action(&self, signal: u8) -> Action {
-        self.actions[usize::from(signal - 1)]
+        self.actions.get(signal)
     }
 
     /// `rt_sigaction`: SIGKILL and SIGSTOP cannot be caught or ignored.
@@ -346,7 +394,7 @@ impl Signals {
         }
         let mut action = action;
         action.mask &= !(bit(SIGKILL) | bit(SIGSTOP));
-        self.actions[usize::from(signal - 1)] = action;
+        self.actions.set(signal, action);
         if self.ignores(signal) {
             self.pending &= !bit(signal);
         }
@@ -401,7 +449,7 @@ impl Signals {
     pub fn force(&mut self, signal: u8, info: Info) {
         let action = self.action(signal);
         if self.blocked & bit(signal) != 0 || action.handler == SIG_IGN {
-            self.actions[usize::from(signal - 1)] = Action::default();
+            self.actions.set(signal, Action::default());
             self.blocked &= !bit(signal);
         }
         // A fault init cannot handle kills it (Linux's `force_sig_info_to_task`).
@@ -437,7 +485,7 @@ impl Signals {
     /// `/proc/<pid>/status`; bit `n - 1` for signal `n`).
     pub fn disposition_masks(&self) -> (u64, u64) {
         let (mut ignored, mut caught) = (0, 0);
-        for (index, action) in self.actions.iter().enumerate() {
+        for (index, action) in self.actions.all().iter().enumerate() {
             let bit = 1u64 << index;
             match action.handler {
                 SIG_DFL => {}
@@ -488,7 +536,7 @@ impl Signals {
         let action = self.action(signal);
         if action.handler != SIG_DFL {
             if action.flags & SA_RESETHAND != 0 {
-                self.actions[usize::from(signal - 1)] = Action::default();
+                self.actions.set(signal, Action::default());
             }
             return Delivery::Handle {
                 signal,
