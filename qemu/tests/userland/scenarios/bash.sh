@@ -19,10 +19,13 @@ set -o pipefail
 false | true
 echo "pipefail: $?"
 set +o pipefail
-coproc worker { read -r line; echo "worker got $line"; }
+# The coprocess stays until its input closes: bash closes a finished coprocess's descriptors
+# when it reaps it, so one that exits by itself races the read of its reply.
+coproc worker { read -r line; echo "worker got $line"; read -r _; }
 echo ping >&"${worker[1]}"
 read -r reply <&"${worker[0]}"
 echo "coprocess: $reply"
+exec {worker[1]}>&-
 wait
 sleep 0.2 &
 wait $!
