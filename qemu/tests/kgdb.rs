@@ -287,14 +287,14 @@ fn gdb_helpers_work_on_our_stub_and_on_qemus() {
     drop(qemu);
 }
 
-#[test]
-fn processes_are_gdb_threads_with_their_kernel_backtraces() {
+/// An initramfs whose /init is qemu/tests/userland/sleeper.c (a parent blocked in wait4, a
+/// child asleep in nanosleep: a stable scene of sleeping kernel stacks), built in `dir`.
+fn sleeper_initrd(dir: &std::path::Path) -> PathBuf {
     let source = Workspace::locate()
         .unwrap()
         .root()
         .join("qemu/tests/userland/sleeper.c");
-    let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
+    let tree = dir.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
     let status = std::process::Command::new("musl-gcc")
         .args(["-static", "-O2", "-o"])
@@ -303,8 +303,15 @@ fn processes_are_gdb_threads_with_their_kernel_backtraces() {
         .status()
         .expect("musl-gcc (Debian musl-tools)");
     assert!(status.success());
-    let archive = dir.path().join("root.cpio");
+    let archive = dir.join("root.cpio");
     cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    archive
+}
+
+#[test]
+fn processes_are_gdb_threads_with_their_kernel_backtraces() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = sleeper_initrd(dir.path());
 
     let port = free_local_port().unwrap();
     let mut config = QemuConfig::new(kernel());
@@ -385,22 +392,8 @@ fn check_task_helpers(gdb: &mut Gdb) {
 
 #[test]
 fn task_helpers_work_on_qemus_stub_too() {
-    let source = Workspace::locate()
-        .unwrap()
-        .root()
-        .join("qemu/tests/userland/sleeper.c");
     let dir = tempfile::tempdir().unwrap();
-    let tree = dir.path().join("tree");
-    std::fs::create_dir_all(&tree).unwrap();
-    let status = std::process::Command::new("musl-gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(tree.join("init"))
-        .arg(&source)
-        .status()
-        .expect("musl-gcc (Debian musl-tools)");
-    assert!(status.success());
-    let archive = dir.path().join("root.cpio");
-    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let archive = sleeper_initrd(dir.path());
     let port = free_local_port().unwrap();
     let mut config = QemuConfig::new(kernel());
     config.initrd = Some(archive);
