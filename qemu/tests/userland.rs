@@ -1202,6 +1202,35 @@ fn the_test_programs_print_the_same_lines_on_debians_linux() {
     }
 }
 
+#[test]
+fn unprivileged_users_are_refused_reboot_root_procfs_hard_links_and_the_terminal_as_on_linux() {
+    // qemu/tests/userland/security.c: issue #11's findings 1, 6, 7 and 8, each attempt's result
+    // line for line as on Linux; getrandom's flags, and that its bytes cannot be reproduced from
+    // the TSC read around the call (they could when it was a TSC-seeded xorshift).
+    let binary = program("security");
+    let (cadenza, linux) = on_both_kernels(&[("init", &binary)], "");
+    assert_eq!(
+        cadenza, linux,
+        "security: Cadenza (left) and Linux (right) differ"
+    );
+    for line in [
+        "reboot POWER_OFF: EPERM",
+        "open /proc/1/maps: EACCES",
+        "readlink /proc/1/cwd: EACCES",
+        "link root's 0600 file: EPERM",
+        "TIOCSPGRP own group: ENOTTY",
+        "TIOCSCTTY steal: EPERM",
+        "TIOCSTI: EPERM",
+        "getrandom predictable from the TSC: 0",
+        "security checks done",
+    ] {
+        assert!(
+            cadenza.iter().any(|l| l == line),
+            "{line:?} missing: {cadenza:#?}"
+        );
+    }
+}
+
 /// Runs qemu/tests/userland/scenarios/<script> with `interpreter` (a path inside the busybox
 /// root) as init on Cadenza and on Debian's Linux; both must print the same lines, ending with
 /// "scenario done". `extra_files` are copied into the tree (their directories made), symlinks

@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use super::metadata::{FileType, Metadata, S_ISVTX};
+use super::metadata::{FileType, Metadata, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP};
 use crate::errno::{EResult, Errno};
 
 /// The identity file-system checks use: Linux's fsuid, fsgid and supplementary groups.
@@ -82,6 +82,25 @@ pub fn check_access(creds: &Credentials, meta: &Metadata, wanted: Access) -> ERe
         }
     }
     Err(Errno::EACCES)
+}
+
+/// Linux's `may_linkat` with `fs.protected_hardlinks = 1` (Debian's default): a hard link
+/// pins its target, so a user may not make one to a file of someone else's that a later
+/// security update would want gone (a set-uid program) or that it could not read and write
+/// itself — unless it owns the file or is root (`CAP_FOWNER`). Anyone may link a regular file
+/// that is neither set-uid nor executable set-gid and that they may read and write. `EPERM`
+/// otherwise.
+pub fn may_link_to(creds: &Credentials, target: &Metadata) -> EResult<()> {
+    let mode = target.permissions;
+    let harmless = target.file_type == FileType::Regular
+        && mode & S_ISUID == 0
+        && mode & (S_ISGID | S_IXGRP) != S_ISGID | S_IXGRP
+        && check_access(creds, target, Access::READ | Access::WRITE).is_ok();
+    if harmless || creds.owns(target) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
 }
 
 /// The sticky-directory rule (`check_sticky`): in a sticky directory only the victim's owner,

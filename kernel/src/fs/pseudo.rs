@@ -70,12 +70,15 @@ impl Attributes {
 pub type Show = Box<dyn Fn(&mut String) -> EResult<()> + Send + Sync>;
 /// Handles a write to a generated file; returns the bytes consumed.
 pub type Store = Box<dyn Fn(&[u8]) -> EResult<usize> + Send + Sync>;
+/// Decides, beyond the permission bits, whether the caller may open a generated file.
+pub type OpenCheck = Box<dyn Fn() -> EResult<()> + Send + Sync>;
 
 /// A file whose text is generated on read; writable if it has a `store`.
 pub struct GeneratedFile {
     attributes: Attributes,
     show: Show,
     store: Option<Store>,
+    open_check: Option<OpenCheck>,
 }
 
 impl GeneratedFile {
@@ -84,7 +87,24 @@ impl GeneratedFile {
             attributes,
             show,
             store: None,
+            open_check: None,
         })
+    }
+
+    /// A file `open` refuses unless `open_check` allows (procfs's files that need ptrace
+    /// access, which Linux checks when they are opened).
+    pub fn with_open_check(attributes: Attributes, show: Show, open_check: OpenCheck) -> Arc<Self> {
+        Arc::new(Self {
+            attributes,
+            show,
+            store: None,
+            open_check: Some(open_check),
+        })
+    }
+
+    /// What `open` asks after the permission bits.
+    pub fn may_open(&self) -> EResult<()> {
+        self.open_check.as_ref().map_or(Ok(()), |check| check())
     }
 
     pub fn with_store(attributes: Attributes, show: Show, store: Store) -> Arc<Self> {
@@ -92,6 +112,7 @@ impl GeneratedFile {
             attributes,
             show,
             store: Some(store),
+            open_check: None,
         })
     }
 

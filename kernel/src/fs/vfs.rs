@@ -245,6 +245,9 @@ pub fn open_location(
         // No block drivers, and sockets are metadata only for now.
         FileType::BlockDevice | FileType::Socket => Err(Errno::ENXIO),
         FileType::Regular => {
+            if let Some(generated) = location.inode.as_generated() {
+                generated.may_open()?;
+            }
             if truncate && !created {
                 location.inode.truncate(0)?;
             }
@@ -448,7 +451,8 @@ pub fn symlink(
 
 /// `link`/`linkat`: `new_path` becomes another name for what `old_path` names (`follow` is
 /// `AT_SYMLINK_FOLLOW`). Directories cannot be linked (`EPERM`); both must be on the same mount
-/// (`EXDEV`).
+/// (`EXDEV`); and only a file's owner may link it unless it is a harmless one
+/// (`credentials::may_link_to`, Linux's `fs.protected_hardlinks`).
 pub fn link(
     ctx: &FsContext,
     creds: &Credentials,
@@ -475,6 +479,7 @@ pub fn link_location(
     if !Arc::ptr_eq(&old.mount, &parent.mount) {
         return Err(Errno::EXDEV);
     }
+    super::credentials::may_link_to(creds, &old.metadata())?;
     may_create(creds, &parent)?;
     if old.is_dir() {
         return Err(Errno::EPERM);

@@ -13,8 +13,17 @@ fn identity() -> EResult<Identity> {
     task::with_current(|p| p.identity.clone())
 }
 
+/// Applies a change to the caller's ids; one that moves its effective or file-system ids makes
+/// it undumpable, as Linux's `commit_creds` does (`Identity::change_clears_dumpable`).
 fn change(f: impl FnOnce(&mut Identity) -> EResult<()>) -> EResult<u64> {
-    task::with_current(|p| f(&mut p.identity))??;
+    task::with_current(|p| {
+        let before = p.identity.clone();
+        f(&mut p.identity)?;
+        if before.change_clears_dumpable(&p.identity) {
+            p.dumpable = false;
+        }
+        Ok(())
+    })??;
     Ok(0)
 }
 

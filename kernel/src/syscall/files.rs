@@ -380,7 +380,7 @@ pub fn ioctl(call: &mut Call<'_>) -> EResult<u64> {
         } else {
             Vec::new()
         };
-        return match crate::tty::ioctl(request, &input)? {
+        return match crate::tty::ioctl(request, argument, &input, file.is_readable())? {
             crate::tty::IoctlData::None => Ok(0),
             crate::tty::IoctlData::Out(bytes) => {
                 copy_out(argument, &bytes)?;

@@ -1,7 +1,5 @@
 //! Process, memory and console system calls available before the VFS and scheduler.
 
-use alloc::vec;
-
 use super::Call;
 use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
@@ -393,24 +391,51 @@ pub fn munmap(call: &mut Call<'_>) -> EResult<u64> {
     Ok(0)
 }
 
+const GRND_NONBLOCK: u64 = 0x1;
+const GRND_RANDOM: u64 = 0x2;
+const GRND_INSECURE: u64 = 0x4;
+/// Linux's `MAX_RW_COUNT`: the most one call transfers.
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+
+/// `getrandom(2)`: bytes from the kernel's ChaCha20 generator, the one behind `/dev/urandom`
+/// and `AT_RANDOM` (`fs::dev::random`). That generator is seeded before its first use, so it is
+/// always what Linux calls "ready": `GRND_NONBLOCK` never gives `EAGAIN`, and `GRND_RANDOM`
+/// (the same pool since Linux 5.6) and `GRND_INSECURE` change nothing. Flags as Linux 6.1:
+/// unknown bits and `GRND_INSECURE | GRND_RANDOM` are `EINVAL`. The buffer is filled a piece at a
+/// time, never longer than to the end of a user page, so a fault part-way returns the bytes
+/// written so far (`EFAULT` if none), and a pending signal after a page ends a long request
+/// early, as in Linux's `get_random_bytes_user`.
 pub fn getrandom(call: &mut Call<'_>) -> EResult<u64> {
     let [target, len, flags, ..] = call.args.0;
-    // GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE
-    if flags & !0x7 != 0 {
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_INSECURE | GRND_RANDOM) == GRND_INSECURE | GRND_RANDOM
+    {
         return Err(Errno::EINVAL);
     }
-    let len = (len as usize).min(1 << 20);
-    let target = UserSlice::new(target, len)?;
-    let mut bytes = vec![0u8; len];
-    let mut state = crate::arch::x86_64::cpu::rdtsc() | 1;
-    for byte in &mut bytes {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+    let len = len.min(MAX_RW_COUNT);
+    let end = target.checked_add(len).ok_or(Errno::EFAULT)?;
+    let mut piece = [0u8; 256];
+    let mut cursor = target;
+    while cursor < end {
+        let page_end = (cursor | 0xfff).saturating_add(1);
+        let n = (end.min(page_end) - cursor).min(piece.len() as u64) as usize;
+        crate::fs::dev::random::fill(&mut piece[..n]);
+        let written = UserSlice::new(cursor, n)
+            .and_then(|slice| task::with_current(|p| p.space.lock().write(slice, &piece[..n]))?);
+        piece.fill(0);
+        if let Err(error) = written {
+            return if cursor == target {
+                Err(error)
+            } else {
+                Ok(cursor - target)
+            };
+        }
+        cursor += n as u64;
+        if cursor % 4096 == 0 && cursor < end && task::signal_pending() {
+            break;
+        }
     }
-    task::with_current(|p| p.space.lock().write(target, &bytes))??;
-    Ok(len as u64)
+    Ok(cursor - target)
 }
 
 pub fn fork(call: &mut Call<'_>) -> EResult<u64> {
@@ -649,28 +674,62 @@ const REBOOT_CMD_HALT: u64 = 0xcdef_0123;
 const REBOOT_CMD_CAD_ON: u64 = 0x89ab_cdef;
 const REBOOT_CMD_CAD_OFF: u64 = 0;
 const REBOOT_CMD_POWER_OFF: u64 = 0x4321_fedc;
+const REBOOT_CMD_RESTART2: u64 = 0xa1b2_c3d4;
+
+/// Linux's `C_A_D`: whether Ctrl-Alt-Del reboots at once (set) or signals init (clear). The
+/// serial console has no such key, so it is only remembered, for the next `CAD_ON`/`CAD_OFF`.
+static CTRL_ALT_DEL_REBOOTS: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(true);
 
 /// `reboot`: power off (and halt, and restart, which under QEMU's `-no-reboot` is the same end)
-/// ends the machine cleanly, as `poweroff` from a shell expects.
+/// ends the machine cleanly, as `poweroff` from a shell expects. As kernel/reboot.c: only root
+/// (`CAP_SYS_BOOT`) may (`EPERM`, checked first), then both magic numbers must be right
+/// (`EINVAL`), then the command (`EINVAL` for unknown ones, and for `KEXEC` and `SW_SUSPEND`,
+/// which need a loaded image or a swap device this kernel never has).
 pub fn reboot(call: &mut Call<'_>) -> EResult<u64> {
-    let [magic1, magic2, command, ..] = call.args.0;
+    let [magic1, magic2, command, argument, ..] = call.args.0;
+    if !task::with_current(|p| p.identity.is_privileged())? {
+        return Err(Errno::EPERM);
+    }
     if magic1 as u32 as u64 != REBOOT_MAGIC1 || !REBOOT_MAGIC2.contains(&(magic2 as u32 as u64)) {
         return Err(Errno::EINVAL);
     }
-    // Everyone is root until credentials exist (CAP_SYS_BOOT then).
-    match command as u32 as u64 {
-        REBOOT_CMD_CAD_ON | REBOOT_CMD_CAD_OFF => Ok(0),
-        REBOOT_CMD_POWER_OFF | REBOOT_CMD_HALT | REBOOT_CMD_RESTART => {
-            let what = match command as u32 as u64 {
-                REBOOT_CMD_RESTART => "Restarting system",
-                REBOOT_CMD_HALT => "System halted",
-                _ => "Power down",
-            };
-            crate::kprintln!("reboot: {what}");
-            crate::arch::x86_64::power::exit(crate::arch::x86_64::power::ExitCode::Success)
+    let what = match command as u32 as u64 {
+        REBOOT_CMD_CAD_ON | REBOOT_CMD_CAD_OFF => {
+            CTRL_ALT_DEL_REBOOTS.store(
+                command as u32 as u64 == REBOOT_CMD_CAD_ON,
+                core::sync::atomic::Ordering::Relaxed,
+            );
+            return Ok(0);
         }
-        _ => Err(Errno::EINVAL),
-    }
+        REBOOT_CMD_RESTART => alloc::string::String::from("Restarting system"),
+        REBOOT_CMD_RESTART2 => {
+            // The command for the firmware; Linux copies at most 255 bytes of it.
+            let mut text = alloc::vec::Vec::new();
+            task::with_current(|p| -> EResult<()> {
+                let mut space = p.space.lock();
+                for offset in 0..255 {
+                    let mut byte = [0u8];
+                    let address = argument.checked_add(offset).ok_or(Errno::EFAULT)?;
+                    space.read(UserSlice::new(address, 1)?, &mut byte)?;
+                    if byte[0] == 0 {
+                        break;
+                    }
+                    text.push(byte[0]);
+                }
+                Ok(())
+            })??;
+            alloc::format!(
+                "Restarting system with command '{}'",
+                alloc::string::String::from_utf8_lossy(&text)
+            )
+        }
+        REBOOT_CMD_HALT => alloc::string::String::from("System halted"),
+        REBOOT_CMD_POWER_OFF => alloc::string::String::from("Power down"),
+        _ => return Err(Errno::EINVAL),
+    };
+    crate::kprintln!("reboot: {what}");
+    crate::arch::x86_64::power::exit(crate::arch::x86_64::power::ExitCode::Success)
 }
 
 /// `sync`: every file system is in memory (tmpfs, procfs), so there is nothing to write back.

@@ -186,6 +186,30 @@ impl Identity {
                 .iter()
                 .any(|&id| id == target.uid.real || id == target.uid.saved)
     }
+    /// Whether this process may look into another one's private state (its memory map,
+    /// environment, open files, working and root directories): Linux's `__ptrace_may_access`
+    /// for `PTRACE_MODE_READ_FSCREDS`, the rule procfs applies. The reader's file-system uid and
+    /// gid must be the target's real, effective and saved ones, and the target dumpable (not
+    /// `PR_SET_DUMPABLE` 0, not changed credentials since), unless the reader is root
+    /// (`CAP_SYS_PTRACE`). A process's own threads are always allowed; the caller checks that,
+    /// as it knows the thread groups.
+    pub fn may_read_process(&self, target: &Identity, target_dumpable: bool) -> bool {
+        if self.is_privileged() {
+            return true;
+        }
+        let same = |ids: &Ids, id: u32| ids.real == id && ids.effective == id && ids.saved == id;
+        same(&target.uid, self.uid.fs) && same(&target.gid, self.gid.fs) && target_dumpable
+    }
+
+    /// Whether a change from `self` to `new` makes the process undumpable, as Linux's
+    /// `commit_creds` does (with `fs.suid_dumpable` 0) when the effective or file-system ids
+    /// change: memory read while privileged must not become readable to the new user.
+    pub fn change_clears_dumpable(&self, new: &Identity) -> bool {
+        self.uid.effective != new.uid.effective
+            || self.uid.fs != new.uid.fs
+            || self.gid.effective != new.gid.effective
+            || self.gid.fs != new.gid.fs
+    }
 }
 
 crate::kernel_test!(uid_changes_follow_linux_rules, {
@@ -221,4 +245,35 @@ crate::kernel_test!(uid_changes_follow_linux_rules, {
     crate::check_eq!(optional_id(u64::from(u32::MAX)), None);
     crate::check_eq!(optional_id(0xffff_ffff_ffff_ffff), None);
     crate::check_eq!(optional_id(7), Some(7));
+});
+
+crate::kernel_test!(reading_another_process_needs_its_ids_and_dumpable, {
+    let user = |uid: u32, gid: u32| {
+        let mut id = Identity::root();
+        let _ = id.set_gid(gid);
+        let _ = id.set_uid(uid);
+        id
+    };
+    let reader = user(1000, 1000);
+    crate::check!(reader.may_read_process(&user(1000, 1000), true));
+    crate::check!(
+        !reader.may_read_process(&user(1000, 1000), false),
+        "undumpable"
+    );
+    crate::check!(
+        !reader.may_read_process(&user(1000, 0), true),
+        "another group"
+    );
+    crate::check!(!reader.may_read_process(&Identity::root(), true));
+    // A saved uid of root is enough to refuse: the target could switch back to it.
+    let mut setuid_like = user(0, 1000);
+    crate::check!(
+        setuid_like
+            .set_resuid([Some(1000), Some(1000), Some(0)])
+            .is_ok()
+    );
+    crate::check!(!reader.may_read_process(&setuid_like, true));
+    crate::check!(Identity::root().may_read_process(&setuid_like, false));
+    crate::check!(Identity::root().change_clears_dumpable(&reader));
+    crate::check!(!reader.change_clears_dumpable(&reader.clone()));
 });

@@ -11,6 +11,16 @@
 //! session may read it; a background group that tries is stopped with SIGTTIN (SIGTTOU for
 //! changing settings or the foreground group, and for writing with `TOSTOP`), which is how a
 //! shell's `cat &` ends up "Stopped (tty input)".
+//!
+//! Who may change that is Linux's drivers/tty/tty_jobctrl.c: a process's controlling terminal
+//! is the console when its session is the console's (and it did not give it up with
+//! `TIOCNOTTY`); only such a process may pick the foreground group (`TIOCSPGRP`, a group of its
+//! own session) or push input (`TIOCSTI`, or root); only a session leader without one may make
+//! the console its controlling terminal (`TIOCSCTTY`), and taking it from another session needs
+//! root and an argument of 1. Otherwise a user could make its own group the foreground of
+//! someone else's terminal and read what they type. Cadenza's one accommodation: until some
+//! session claims the console, init's session 0 counts as its owner, so a shell run as init has
+//! job control (Linux never gives init's session the console).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -121,7 +131,29 @@ struct Tty {
     /// End-of-file marks (^D on an empty line) not yet consumed by a read.
     eof: usize,
     foreground: Pid,
+    /// The session whose controlling terminal this is (0: init's, until another claims it).
     session: Pid,
+    /// Processes (thread groups) of that session that gave it up (`TIOCNOTTY`).
+    detached: Vec<Pid>,
+}
+
+impl Tty {
+    /// Whether this is the controlling terminal of process `tgid` of session `sid`.
+    fn controls(&self, tgid: Pid, sid: Pid) -> bool {
+        self.session == sid && !self.detached.contains(&tgid)
+    }
+
+    /// Makes it session `sid`'s controlling terminal with `foreground` in front.
+    fn attach(&mut self, sid: Pid, foreground: Pid) {
+        self.session = sid;
+        self.foreground = foreground;
+        self.detached.clear();
+    }
+}
+
+/// The caller's thread group, process group and session.
+fn caller() -> EResult<(Pid, Pid, Pid)> {
+    task::with_current(|p| (p.tgid, p.pgid, p.sid))
 }
 
 static CONSOLE: IrqSpinLock<Tty> = IrqSpinLock::new(Tty {
@@ -134,6 +166,7 @@ static CONSOLE: IrqSpinLock<Tty> = IrqSpinLock::new(Tty {
     eof: 0,
     foreground: 0,
     session: 0,
+    detached: Vec::new(),
 });
 static READERS: WaitQueue = WaitQueue::new();
 
@@ -352,14 +385,14 @@ pub fn readable() -> bool {
 /// continue it.
 fn job_control(signal: u8) -> EResult<()> {
     loop {
-        let (foreground, session) = {
-            let tty = CONSOLE.lock();
-            (tty.foreground, tty.session)
-        };
-        let Ok((group, sid)) = task::group_and_session(0) else {
+        let Ok((tgid, group, sid)) = caller() else {
             return Ok(()); // the kernel itself
         };
-        if sid != session || foreground == 0 || group == foreground {
+        let (foreground, controls) = {
+            let tty = CONSOLE.lock();
+            (tty.foreground, tty.controls(tgid, sid))
+        };
+        if !controls || foreground == 0 || group == foreground {
             return Ok(());
         }
         if task::with_current(|p| p.signals.ignores_or_blocks(signal))? {
@@ -440,6 +473,7 @@ const TCSETS: u64 = 0x5402;
 const TCSETSW: u64 = 0x5403;
 const TCSETSF: u64 = 0x5404;
 const TIOCSCTTY: u64 = 0x540e;
+const TIOCSTI: u64 = 0x5412;
 const TIOCGPGRP: u64 = 0x540f;
 const TIOCSPGRP: u64 = 0x5410;
 const TIOCGWINSZ: u64 = 0x5413;
@@ -455,20 +489,74 @@ pub enum IoctlData {
     Out(Vec<u8>),
 }
 
-/// `ioctl` on the terminal. `input` is what the user's argument points at, for the requests
-/// that read it (the syscall layer reads as many bytes as `argument_size` says).
-pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
+/// The session of process group `pgid`, or of process `pgid` if no group has that id
+/// (`session_of_pgrp`); `ESRCH` if neither exists.
+fn session_of_group(pgid: Pid) -> EResult<Pid> {
+    if pgid == 0 {
+        return Err(Errno::ESRCH); // no process has pid 0
+    }
+    let (mut of_group, mut of_process) = (None, None);
+    task::info::for_each(|p| {
+        if p.pgid == pgid && of_group.is_none() {
+            of_group = Some(p.sid);
+        }
+        if p.pid == pgid {
+            of_process = Some(p.sid);
+        }
+    });
+    of_group.or(of_process).ok_or(Errno::ESRCH)
+}
+
+/// `ioctl` on the terminal. `argument` is the raw third argument and `arg_in` what it points
+/// at, for the requests that read it (the syscall layer reads as many bytes as `argument_size`
+/// says); `readable` says whether the descriptor was opened for reading.
+pub fn ioctl(request: u64, argument: u64, arg_in: &[u8], readable: bool) -> EResult<IoctlData> {
     if matches!(request, TCSETS | TCSETSW | TCSETSF | TIOCSPGRP) {
         match job_control(signal::SIGTTOU) {
             Err(Errno::EIO) if request == TIOCSPGRP => return Err(Errno::ENOTTY),
             result => result?,
         }
     }
+    let (tgid, pgid, sid) = caller()?;
+    match request {
+        TIOCSPGRP => {
+            let bytes: &[u8; 4] = arg_in.try_into().map_err(|_| Errno::EFAULT)?;
+            let group = i32::from_le_bytes(*bytes);
+            let group = Pid::try_from(group).map_err(|_| Errno::EINVAL)?;
+            if !CONSOLE.lock().controls(tgid, sid) {
+                return Err(Errno::ENOTTY);
+            }
+            if session_of_group(group)? != sid {
+                return Err(Errno::EPERM);
+            }
+            let mut tty = CONSOLE.lock();
+            // Checked again under the lock: the session may have let go meanwhile.
+            if !tty.controls(tgid, sid) {
+                return Err(Errno::ENOTTY);
+            }
+            tty.foreground = group;
+            return Ok(IoctlData::None);
+        }
+        TIOCSTI => {
+            let privileged = task::with_current(|p| p.identity.is_privileged())?;
+            if !CONSOLE.lock().controls(tgid, sid) && !privileged {
+                return Err(Errno::EPERM);
+            }
+            let &[byte] = arg_in else {
+                return Err(Errno::EFAULT);
+            };
+            input(byte);
+            return Ok(IoctlData::None);
+        }
+        TIOCSCTTY => return make_controlling(tgid, pgid, sid, argument as i32 == 1, readable),
+        TIOCNOTTY => return give_up_controlling(tgid, sid),
+        _ => {}
+    }
     let mut tty = CONSOLE.lock();
     match request {
         TCGETS => Ok(IoctlData::Out(tty.termios.to_bytes().to_vec())),
         TCSETS | TCSETSW | TCSETSF => {
-            let bytes: &[u8; 36] = input.try_into().map_err(|_| Errno::EFAULT)?;
+            let bytes: &[u8; 36] = arg_in.try_into().map_err(|_| Errno::EFAULT)?;
             tty.termios = Termios::from_bytes(bytes);
             if request == TCSETSF {
                 tty.ready.clear();
@@ -485,7 +573,7 @@ pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
             Ok(IoctlData::Out(bytes.to_vec()))
         }
         TIOCSWINSZ => {
-            let bytes: &[u8; 8] = input.try_into().map_err(|_| Errno::EFAULT)?;
+            let bytes: &[u8; 8] = arg_in.try_into().map_err(|_| Errno::EFAULT)?;
             tty.rows = u16::from_le_bytes([bytes[0], bytes[1]]);
             tty.columns = u16::from_le_bytes([bytes[2], bytes[3]]);
             let foreground = tty.foreground;
@@ -500,26 +588,87 @@ pub fn ioctl(request: u64, input: &[u8]) -> EResult<IoctlData> {
             }
             Ok(IoctlData::None)
         }
+        // Only for a process whose controlling terminal it is (`tiocgpgrp`, `tiocgsid`).
+        TIOCGPGRP | TIOCGSID if !tty.controls(tgid, sid) => Err(Errno::ENOTTY),
         TIOCGPGRP => Ok(IoctlData::Out(tty.foreground.to_le_bytes().to_vec())),
-        TIOCSPGRP => {
-            let bytes: &[u8; 4] = input.try_into().map_err(|_| Errno::EFAULT)?;
-            let group = u32::from_le_bytes(*bytes);
-            tty.foreground = group;
-            Ok(IoctlData::None)
-        }
         TIOCGSID => Ok(IoctlData::Out(tty.session.to_le_bytes().to_vec())),
-        TIOCSCTTY => {
-            let (pid, pgid) = task::with_current(|p| (p.sid, p.pgid))?;
-            tty.session = pid;
-            tty.foreground = pgid;
-            Ok(IoctlData::None)
-        }
-        TIOCNOTTY => Ok(IoctlData::None),
         FIONREAD => Ok(IoctlData::Out(
             (tty.ready.len() as u32).to_le_bytes().to_vec(),
         )),
         _ => Err(Errno::ENOTTY),
     }
+}
+
+/// `TIOCSCTTY` (`tiocsctty`): the caller must be a session leader and its session must not
+/// have the console already (`EPERM`; nothing to do if it has); a console that is another
+/// session's controlling terminal is taken away from it only by root asking with `steal` = 1
+/// (`EPERM`), and a descriptor not open for reading needs root too.
+fn make_controlling(
+    tgid: Pid,
+    pgid: Pid,
+    sid: Pid,
+    steal: bool,
+    readable: bool,
+) -> EResult<IoctlData> {
+    let leader = tgid == sid;
+    let privileged = task::with_current(|p| p.identity.is_privileged())?;
+    let owner = CONSOLE.lock().session;
+    // Linux takes the terminal from a session when its leader exits; here that is noticed
+    // now. Session 0 is init's, which holds the console only until someone claims it.
+    let owner_alive = owner != 0
+        && task::with_process(owner, |p| {
+            p.sid == owner && !matches!(p.state, task::State::Zombie(_))
+        })
+        .unwrap_or(false);
+    // System calls are not preempted: nothing changes the owner between the two locks.
+    let mut tty = CONSOLE.lock();
+    if leader && tty.session == sid {
+        return Ok(IoctlData::None);
+    }
+    if !leader {
+        return Err(Errno::EPERM);
+    }
+    if owner_alive && !(steal && privileged) {
+        return Err(Errno::EPERM);
+    }
+    if !readable && !privileged {
+        return Err(Errno::EPERM);
+    }
+    tty.attach(sid, pgid);
+    Ok(IoctlData::None)
+}
+
+/// `TIOCNOTTY`: only for a process whose controlling terminal it is (`ENOTTY`). A session
+/// leader gives it up for the whole session, whose foreground group gets `SIGHUP` and
+/// `SIGCONT` (`disassociate_ctty`), and the console goes back to init's session; any other
+/// process only for itself.
+fn give_up_controlling(tgid: Pid, sid: Pid) -> EResult<IoctlData> {
+    let mut tty = CONSOLE.lock();
+    if !tty.controls(tgid, sid) {
+        return Err(Errno::ENOTTY);
+    }
+    if tgid != sid {
+        tty.detached.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        tty.detached.push(tgid);
+        return Ok(IoctlData::None);
+    }
+    let foreground = tty.foreground;
+    tty.attach(0, 0);
+    drop(tty);
+    if foreground != 0 {
+        for hangup in [signal::SIGHUP, signal::SIGCONT] {
+            let _ = task::send_signal_to(
+                |p| p.pgid == foreground,
+                hangup,
+                signal::Info {
+                    code: signal::SI_KERNEL,
+                    ..signal::Info::default()
+                },
+                None,
+            );
+        }
+    }
+    Ok(IoctlData::None)
 }
 
 /// How many bytes an ioctl's argument points at, for the requests that read it.
@@ -528,6 +677,7 @@ pub fn argument_size(request: u64) -> usize {
         TCSETS | TCSETSW | TCSETSF => 36,
         TIOCSWINSZ => 8,
         TIOCSPGRP => 4,
+        TIOCSTI => 1,
         _ => 0,
     }
 }
@@ -543,6 +693,7 @@ crate::kernel_test!(tty_line_discipline_edits_and_signals, {
         eof: 0,
         foreground: 0,
         session: 0,
+        detached: Vec::new(),
     };
     for &byte in b"lsx\x7f -l\r" {
         crate::check_eq!(tty.receive(byte), None);

@@ -1,4 +1,13 @@
 //! `/proc/<pid>`: one directory per process, its files in Linux's formats.
+//!
+//! Some of those files show what a process keeps to itself: its memory map, its environment,
+//! where its working and root directories and open files are (and, followed, the files
+//! themselves, whatever the permissions on their paths), the addresses in `stat`. Linux lets
+//! only whoever may trace the process see them (`ptrace_may_access` with
+//! `PTRACE_MODE_READ_FSCREDS`); here one function, `may_access_process`, decides that for every
+//! such file, with the rule in `task::identity`, and each file refuses or masks as its Linux
+//! counterpart does: `maps` and `environ` at `open` (`EACCES`), the links at `readlink` and when
+//! followed (`EACCES`), `stat` by printing zeroes in place of the addresses and exit code.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -110,30 +119,52 @@ impl ProcessDir {
         )
     }
 
+    /// A text file only those who may trace the process may open (`EACCES`), as Linux's
+    /// `proc_mem_open` files (`maps`, `environ`).
+    fn private_text(
+        &self,
+        index: usize,
+        permissions: u32,
+        show: fn(Pid, &mut String) -> EResult<()>,
+    ) -> Arc<dyn Inode> {
+        let pid = self.pid;
+        GeneratedFile::with_open_check(
+            self.attributes(index, permissions),
+            Box::new(move |out| show(pid, out)),
+            Box::new(move || may_access_process(pid)),
+        )
+    }
+
     fn inode(&self, dir: &Arc<dyn Inode>, index: usize) -> Arc<dyn Inode> {
         let pid = self.pid;
         match FILES[index].1 {
             File::Cmdline => self.text(index, 0o444, cmdline),
             File::Comm => self.text(index, 0o644, comm),
-            File::Environ => self.text(index, 0o400, environ),
-            File::Maps => self.text(index, 0o444, maps),
+            File::Environ => self.private_text(index, 0o400, environ),
+            File::Maps => self.private_text(index, 0o444, maps),
             File::Mounts => self.text(index, 0o444, mounts),
             File::Stat => self.text(index, 0o444, stat),
             File::Statm => self.text(index, 0o444, statm),
             File::Status => self.text(index, 0o444, status),
             File::Cwd => GeneratedLink::magic(
                 self.attributes(index, 0o777),
-                Box::new(move || directory_path(pid, |fs| fs.cwd.clone())),
                 Box::new(move || {
-                    may_inspect(pid)?;
+                    may_access_process(pid)?;
+                    directory_path(pid, |fs| fs.cwd.clone())
+                }),
+                Box::new(move || {
+                    may_access_process(pid)?;
                     Ok(resources(pid)?.fs.lock().cwd.clone())
                 }),
             ),
             File::Root => GeneratedLink::magic(
                 self.attributes(index, 0o777),
-                Box::new(move || directory_path(pid, |fs| fs.root.clone())),
                 Box::new(move || {
-                    may_inspect(pid)?;
+                    may_access_process(pid)?;
+                    directory_path(pid, |fs| fs.root.clone())
+                }),
+                Box::new(move || {
+                    may_access_process(pid)?;
                     Ok(resources(pid)?.fs.lock().root.clone())
                 }),
             ),
@@ -173,13 +204,15 @@ impl Contents for ProcessDir {
     }
 }
 
-/// Following another process's magic links (`cwd`, `root`, `fd/N`) reaches its files
-/// without the permission checks on their paths, so Linux allows it only to whoever may trace
-/// the process: here, root or the same user (`EACCES` otherwise).
-fn may_inspect(pid: Pid) -> EResult<()> {
-    let target = get(pid)?;
-    let reader = crate::task::with_current(|p| p.identity.clone())?;
-    if reader.is_privileged() || reader.uid.fs == target.uid {
+/// Whether the caller may see process `pid`'s private state: Linux's `ptrace_may_access(task,
+/// PTRACE_MODE_READ_FSCREDS)`. Its own threads always; anyone else by
+/// `Identity::may_read_process` (same ids and a dumpable target, or root). `EACCES`, what
+/// Linux's procfs answers, otherwise; `ESRCH` if the process is gone.
+pub fn may_access_process(pid: Pid) -> EResult<()> {
+    let (reader, reader_group) = crate::task::with_current(|p| (p.identity.clone(), p.tgid))?;
+    let (target, target_group, dumpable) =
+        crate::task::with_process(pid, |p| (p.identity.clone(), p.tgid, p.dumpable))?;
+    if reader_group == target_group || reader.may_read_process(&target, dumpable) {
         Ok(())
     } else {
         Err(Errno::EACCES)
@@ -276,27 +309,46 @@ fn memory(info: &ProcessInfo) -> MemoryUsage {
 }
 
 /// fs/proc/array.c's `do_task_stat`: 52 fields. CPU time is all reported as user time (the
-/// kernel does not split it).
+/// kernel does not split it). Code, stack, data and argument addresses and the exit code are
+/// for those `may_access_process` allows; others see what Linux shows them: `1` for the code
+/// addresses of a process with memory, zeroes for the rest.
 fn stat(pid: Pid, out: &mut String) -> EResult<()> {
     let info = get(pid)?;
+    let permitted = may_access_process(pid).is_ok();
     let memory = memory(&info);
     let space = resources(pid)?.space;
-    let (arguments, environment, brk_start, brk) = {
+    let (arguments, environment, brk_start) = {
         let space = space.lock();
         (
             space.arguments.clone(),
             space.environment.clone(),
             space.brk_start,
-            space.brk,
         )
     };
+    let zombie = matches!(info.state, State::Zombie(_));
     let exit_code = match info.state {
-        State::Zombie(status) => status.wait_status(),
+        State::Zombie(status) if permitted => status.wait_status(),
         _ => 0,
+    };
+    // start_code and end_code (not tracked: 0), or Linux's 1 for a reader who may not see them.
+    let code = if permitted || zombie { 0 } else { 1 };
+    // start_data end_data start_brk arg_start arg_end env_start env_end
+    let data = if permitted && !zombie {
+        [
+            0,
+            0,
+            brk_start,
+            arguments.start,
+            arguments.end,
+            environment.start,
+            environment.end,
+        ]
+    } else {
+        [0; 7]
     };
     let _ = writeln!(
         out,
-        "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194304 0 0 0 0 {utime} 0 0 0 20 0 {threads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 0 0 0 {pending} {blocked} {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 0 0 {brk_start} {brk} {arg_start} {arg_end} {env_start} {env_end} {exit_code}",
+        "{pid} ({comm}) {state} {ppid} {pgid} {sid} 0 -1 4194304 0 0 0 0 {utime} 0 0 0 20 0 {threads} 0 {start} {vsize} {rss} 18446744073709551615 {code} {code} 0 0 0 {pending} {blocked} {ignored} {caught} 0 0 0 17 0 0 0 0 0 0 {d0} {d1} {d2} {d3} {d4} {d5} {d6} {exit_code}",
         comm = info.comm.as_str(),
         state = info.state.letter(),
         ppid = info.ppid,
@@ -311,10 +363,13 @@ fn stat(pid: Pid, out: &mut String) -> EResult<()> {
         blocked = info.signals_blocked,
         ignored = info.signals_ignored,
         caught = info.signals_caught,
-        arg_start = arguments.start,
-        arg_end = arguments.end,
-        env_start = environment.start,
-        env_end = environment.end,
+        d0 = data[0],
+        d1 = data[1],
+        d2 = data[2],
+        d3 = data[3],
+        d4 = data[4],
+        d5 = data[5],
+        d6 = data[6],
     );
     Ok(())
 }
@@ -419,9 +474,12 @@ impl FdDir {
         };
         GeneratedLink::magic(
             attributes,
-            Box::new(move || descriptor_target(pid, fd)),
             Box::new(move || {
-                may_inspect(pid)?;
+                may_access_process(pid)?;
+                descriptor_target(pid, fd)
+            }),
+            Box::new(move || {
+                may_access_process(pid)?;
                 let file = resources(pid)?
                     .files
                     .lock()

@@ -346,3 +346,36 @@ crate::kernel_test!(set_gid_directories_and_umask, {
     ))?;
     crate::check_eq!(ok(lstat(&ctx, "/shared/x"))?.permissions, 0o0755);
 });
+
+crate::kernel_test!(
+    hard_links_to_another_users_file_need_ownership_or_a_harmless_file,
+    {
+        // fs.protected_hardlinks = 1, as on Debian.
+        let ctx = private_root();
+        ok(chmod(&ctx, "/", 0o1777))?;
+        for (name, mode) in [
+            ("/secret", 0o600),
+            ("/readonly", 0o644),
+            ("/shared", 0o666),
+            ("/setuid", 0o4777),
+            ("/setgid-exec", 0o2777),
+            ("/setgid-noexec", 0o2666),
+        ] {
+            ok(write_file(&ctx, name, b"x"))?;
+            ok(chmod(&ctx, name, mode))?;
+        }
+        let link = |creds: &Credentials, old: &str, new: &str| {
+            vfs::link(&ctx, creds, At::Cwd, old, At::Cwd, new, Follow::No).err()
+        };
+        let alice = user(1000);
+        for refused in ["/secret", "/readonly", "/setuid", "/setgid-exec"] {
+            crate::check!(link(&alice, refused, "/l") == Some(Errno::EPERM), refused);
+        }
+        crate::check_eq!(link(&alice, "/shared", "/l-shared"), None);
+        crate::check_eq!(link(&alice, "/setgid-noexec", "/l-setgid"), None);
+        // The owner and root link whatever they like.
+        ok(chown(&ctx, "/secret", 1000, 1000))?;
+        crate::check_eq!(link(&alice, "/secret", "/l-secret"), None);
+        crate::check_eq!(link(&root(), "/setuid", "/l-setuid"), None);
+    }
+);
