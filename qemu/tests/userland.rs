@@ -650,6 +650,70 @@ fn a_thousand_fork_exec_exit_cycles_leak_nothing() {
 }
 
 #[test]
+fn huge_sparse_ranges_cost_what_is_mapped_and_free_their_page_tables() {
+    // munmap/mprotect/mmap of terabytes with little or nothing in them, 10,000 fresh mappings
+    // each needing page tables of their own, an executable with 64 GiB of bss: a kernel that
+    // visits such ranges a page at a time (interrupts off) freezes and the boot times out; one
+    // that keeps emptied page tables runs out of memory counting "page tables freed: no".
+    let binary = program("huge_ranges");
+    let (cadenza, linux) = on_both_kernels(&[("init", &binary)], "");
+    assert!(
+        cadenza
+            .iter()
+            .any(|l| l == "exec with 16 MiB of bss: exited 42"),
+        "{cadenza:#?}"
+    );
+    assert_eq!(cadenza, linux, "Cadenza (left) and Linux (right) differ");
+}
+
+#[test]
+fn returns_to_non_canonical_addresses_end_in_sigsegv_as_on_linux() {
+    // Signal handlers, rt_sigreturn frames and ELF entry points at addresses user mode cannot
+    // run: the task gets SIGSEGV (and its SIGSEGV handler runs if it has one), the kernel does
+    // not fault in `iretq`.
+    // QEMU's TCG does not fault in `iretq` as Intel CPUs do, so the kernel's own check of every
+    // return to user mode is what shows a non-canonical RIP got through.
+    let binary = program("bad_rip");
+    let files: &[(&str, &Path)] = &[("init", &binary)];
+    let cadenza = boot(files, "");
+    assert!(
+        !cadenza.console.contains("non-canonical rip"),
+        "a return to user mode at a non-canonical address: {}",
+        cadenza.console
+    );
+    let linux = boot_kernel(&debian_linux(), files, "quiet panic=-1");
+    assert_ne!(linux.exit, GuestExit::TimedOut, "{}", linux.console);
+    let (cadenza, linux) = (user_lines(&cadenza.console), user_lines(&linux.console));
+    assert!(
+        cadenza
+            .iter()
+            .any(|l| l == "exec with a good entry: exited 42"),
+        "{cadenza:#?}"
+    );
+    assert_eq!(cadenza, linux, "Cadenza (left) and Linux (right) differ");
+}
+
+#[test]
+fn user_eflags_ac_never_reaches_a_kernel_handler() {
+    // User code sets EFLAGS.AC and is interrupted by the timer and makes system calls: every
+    // kernel entry clears AC (CLAC, SYSCALL's FMASK), else SMAP would be off in the handler.
+    let result = program_prints(
+        "ac_flag",
+        &["AC set in user mode: 1, still set after interrupts and system calls: 1"],
+    );
+    assert!(
+        result.console.contains("SMAP on"),
+        "the check needs SMAP: {}",
+        result.console
+    );
+    assert!(
+        !result.console.contains("EFLAGS.AC set"),
+        "a kernel handler ran with AC set: {}",
+        result.console
+    );
+}
+
+#[test]
 fn threads_share_memory_lock_and_join() {
     let result = boot(&[("init", &program("threads"))], "");
     let console = &result.console;

@@ -228,9 +228,18 @@ impl ElfFile<'_> {
             }
             let page_start = start & !(PAGE - 1);
             let page_end = segment_end.div_ceil(PAGE) * PAGE;
+            // The pages holding file bytes are filled now; the bss after them is anonymous
+            // memory, allocated on first touch. Linux's heuristic overcommit (`vm_brk_flags`
+            // accounts it) refuses a bss larger than all of RAM (there is no swap).
+            let file_page_end = (start + header.file_size).div_ceil(PAGE) * PAGE;
+            let bss_pages = (page_end - file_page_end) / PAGE;
+            if bss_pages > crate::mm::frame_allocator::stats().total {
+                return Err(Errno::ENOMEM);
+            }
             space.map_zeroed(
                 page_start,
                 page_end - page_start,
+                file_page_end - page_start,
                 Protection {
                     write: header.flags & PF_W != 0,
                     execute: header.flags & PF_X != 0,

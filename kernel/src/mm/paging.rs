@@ -5,6 +5,12 @@
 //! (2 MiB pages where alignment allows, never executable), the kernel image with per-section
 //! permissions (text RX, rodata R, data RW), unmapped guard pages under every kernel stack, and
 //! an uncached MMIO window for device registers.
+//!
+//! User address spaces are visited with one range walker, `PageTable::walk_user_range`: userspace
+//! picks the sizes of the ranges it unmaps, protects or remaps (terabytes, if it likes), and the
+//! kernel does that work with interrupts off, so the walk must cost what is mapped, not what the
+//! range spans — an absent entry skips its whole 512 GiB, 1 GiB or 2 MiB — and it frees the
+//! tables it empties, so a process cannot pile up page tables by mapping and unmapping.
 
 use bitflags::bitflags;
 
@@ -73,6 +79,93 @@ fn index(virt: u64, level: u32) -> usize {
     ((virt >> (12 + 9 * (level - 1))) & 0x1ff) as usize
 }
 
+/// One past the highest address of the user half (PML4 entries 0..256).
+const USER_HALF_END: u64 = 1 << 47;
+
+/// A present 4 KiB page-table entry, as `PageTable::walk_user_range` hands it to its visitor.
+pub struct Leaf<'a> {
+    entry: &'a mut u64,
+}
+
+impl Leaf<'_> {
+    /// The frame it maps.
+    pub fn phys(&self) -> u64 {
+        *self.entry & ADDRESS_MASK
+    }
+
+    pub fn flags(&self) -> PageFlags {
+        PageFlags::from_bits_truncate(*self.entry)
+    }
+
+    /// Keeps the frame, with `flags` (the caller flushes the page's TLB entry).
+    pub fn set_flags(&mut self, flags: PageFlags) {
+        *self.entry = self.phys() | (flags | PageFlags::PRESENT).bits();
+    }
+
+    /// Unmaps the page (the caller flushes its TLB entry and owns the frame now).
+    pub fn clear(&mut self) {
+        *self.entry = 0;
+    }
+}
+
+/// The range walk below `table_phys`, a table at `level` (4 = PML4) whose first entry maps
+/// `base`: visits the present leaves inside `range`, descends only into present tables and,
+/// with `free_empty`, frees the child tables it leaves without a present entry.
+fn walk_level(
+    table_phys: u64,
+    level: u32,
+    base: u64,
+    range: core::ops::Range<u64>,
+    free_empty: bool,
+    visit: &mut dyn FnMut(u64, &mut Leaf<'_>) -> Result<(), MapError>,
+    freed_tables: &mut bool,
+) -> Result<(), MapError> {
+    let span = 1u64 << (12 + 9 * (level - 1));
+    let first = range.start.saturating_sub(base) / span;
+    let last = (range.end - base).div_ceil(span).min(512);
+    for slot in first as usize..last as usize {
+        let entry = table(table_phys)[slot];
+        if entry & PageFlags::PRESENT.bits() == 0 {
+            continue;
+        }
+        let virt = base + slot as u64 * span;
+        if level == 1 {
+            visit(
+                virt,
+                &mut Leaf {
+                    entry: &mut table(table_phys)[slot],
+                },
+            )?;
+            continue;
+        }
+        if entry & PageFlags::HUGE.bits() != 0 {
+            // User mappings are all 4 KiB pages; a huge page is nothing this walk may touch.
+            continue;
+        }
+        let child = entry & ADDRESS_MASK;
+        let result = walk_level(
+            child,
+            level - 1,
+            virt,
+            range.clone(),
+            free_empty,
+            visit,
+            freed_tables,
+        );
+        if free_empty
+            && table(child)
+                .iter()
+                .all(|&e| e & PageFlags::PRESENT.bits() == 0)
+        {
+            table(table_phys)[slot] = 0;
+            frame_allocator::free(child);
+            *freed_tables = true;
+        }
+        result?;
+    }
+    Ok(())
+}
+
 impl PageTable {
     pub fn new() -> Result<Self, MapError> {
         let root = frame_allocator::alloc_zeroed().ok_or(MapError::OutOfFrames)?;
@@ -101,59 +194,60 @@ impl PageTable {
     /// Frees every page table and every mapped frame of the user half (below 128 TiB); calls
     /// `keep` first for each mapped frame and does not free it if `keep` returns true.
     pub fn free_user_half(&mut self, keep: &mut dyn FnMut(u64) -> bool) {
-        fn free_level(
-            phys: u64,
-            level: u32,
-            range: core::ops::Range<usize>,
-            keep: &mut dyn FnMut(u64) -> bool,
-        ) {
-            for index in range {
-                let entry = table(phys)[index];
-                if entry & PageFlags::PRESENT.bits() == 0 {
-                    continue;
-                }
-                let target = entry & ADDRESS_MASK;
-                if level == 1 {
-                    if !keep(target) {
-                        frame_allocator::free(target);
-                    }
-                } else {
-                    free_level(target, level - 1, 0..512, keep);
-                    frame_allocator::free(target);
-                }
-                table(phys)[index] = 0;
+        let _ = self.walk_user_range(0, USER_HALF_END, &mut |_, leaf| {
+            let frame = leaf.phys();
+            leaf.clear();
+            if !keep(frame) {
+                frame_allocator::free(frame);
             }
-        }
-        free_level(self.root, 4, 0..256, keep);
+            Ok(())
+        });
     }
 
     /// Calls `f(virt, phys, flags)` for every 4 KiB page mapped in the user half.
     pub fn for_each_user_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
-        fn visit(
-            phys: u64,
-            level: u32,
-            base: u64,
-            count: usize,
-            f: &mut dyn FnMut(u64, u64, PageFlags),
-        ) {
-            for index in 0..count {
-                let entry = table(phys)[index];
-                if entry & PageFlags::PRESENT.bits() == 0 {
-                    continue;
-                }
-                let virt = base | ((index as u64) << (12 + 9 * (level - 1)));
-                if level == 1 {
-                    f(
-                        virt,
-                        entry & ADDRESS_MASK,
-                        PageFlags::from_bits_truncate(entry),
-                    );
-                } else {
-                    visit(entry & ADDRESS_MASK, level - 1, virt, 512, f);
-                }
-            }
+        let mut freed_tables = false;
+        let _ = walk_level(
+            self.root,
+            4,
+            0,
+            0..USER_HALF_END,
+            false,
+            &mut |virt, leaf| {
+                f(virt, leaf.phys(), leaf.flags());
+                Ok(())
+            },
+            &mut freed_tables,
+        );
+    }
+
+    /// Visits the present 4 KiB pages of `[start, end)` (clipped to the user half) in address
+    /// order: `visit(virt, leaf)` may read, change or clear the entry (and flushes the TLB for
+    /// what it changes). A missing entry at any level skips its whole span (512 GiB, 1 GiB or
+    /// 2 MiB), so the walk costs what is mapped, never the size of the range: this is what
+    /// `munmap`, `mprotect`, `mremap`, `fork`, the usage counts and address-space teardown use,
+    /// on ranges whose size userspace picks. Page tables the walk finds empty afterwards are
+    /// freed (Linux's `free_pgtables`), so mapping and unmapping fresh ranges leaks no tables.
+    /// Stops at the first error `visit` returns.
+    pub fn walk_user_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, &mut Leaf<'_>) -> Result<(), MapError>,
+    ) -> Result<(), MapError> {
+        let end = end.min(USER_HALF_END);
+        if start >= end {
+            return Ok(());
         }
-        visit(self.root, 4, 0, 256, f);
+        let mut freed_tables = false;
+        let result = walk_level(self.root, 4, 0, start..end, true, visit, &mut freed_tables);
+        // The freed tables may still be cached in the paging-structure caches of this CPU, for
+        // the addresses they covered: reloading CR3 drops every non-global translation.
+        if freed_tables && cpu::read_cr3() & ADDRESS_MASK == self.root {
+            // SAFETY: this table is already the active one; reloading it only flushes the TLB.
+            unsafe { cpu::write_cr3(self.root) };
+        }
+        result
     }
 
     /// Makes this the active address space.
@@ -420,6 +514,57 @@ crate::kernel_test!(paging_map_translate_unmap, {
     crate::check!(translate(virt).is_none());
     frame_allocator::free(frame);
 });
+
+crate::kernel_test!(
+    paging_range_walk_visits_what_is_mapped_and_frees_empty_tables,
+    {
+        // Nothing here allocates from the heap, so the frame counts measure page tables only.
+        let fail = || crate::selftest::fail("out of frames");
+        let mut space = PageTable::new_user().map_err(|_| fail())?;
+        let baseline = frame_allocator::stats().free;
+        // Three pages in three different 512 GiB slots, two in the same page table.
+        let pages = [0x1000, 0x2000, 0x0000_1000_0000_0000, 0x0000_7000_0020_0000];
+        for &page in &pages {
+            let frame = frame_allocator::alloc_zeroed().ok_or_else(fail)?;
+            space
+                .map_4k(page, frame, PageFlags::USER | PageFlags::WRITABLE)
+                .map_err(|_| fail())?;
+        }
+        let mut seen = [0u64; 4];
+        let mut count = 0;
+        space
+            .walk_user_range(0, USER_HALF_END, &mut |virt, _| {
+                if let Some(slot) = seen.get_mut(count) {
+                    *slot = virt;
+                }
+                count += 1;
+                Ok(())
+            })
+            .map_err(|_| fail())?;
+        crate::check_eq!(count, 4);
+        crate::check_eq!(seen, pages);
+        // A range that ends inside the first page table sees only its pages.
+        count = 0;
+        space
+            .walk_user_range(0x1000, 0x2000, &mut |_, _| {
+                count += 1;
+                Ok(())
+            })
+            .map_err(|_| fail())?;
+        crate::check_eq!(count, 1);
+        // Unmapping everything frees the frames and every table under the root.
+        space
+            .walk_user_range(0, u64::MAX, &mut |_, leaf| {
+                frame_allocator::free(leaf.phys());
+                leaf.clear();
+                Ok(())
+            })
+            .map_err(|_| fail())?;
+        crate::check_eq!(frame_allocator::stats().free, baseline);
+        crate::check!(table(space.root)[..256].iter().all(|&e| e == 0));
+        frame_allocator::free(space.root);
+    }
+);
 
 impl core::fmt::Display for MapError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

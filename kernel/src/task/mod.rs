@@ -314,7 +314,8 @@ fn comm_of(path: &str) -> String {
 
 /// First code of every new task, on its own kernel stack: enter user mode.
 extern "C" fn task_entry() -> ! {
-    let frame = with_current(|p| p.entry_frame).unwrap_or_default();
+    let mut frame = with_current(|p| p.entry_frame).unwrap_or_default();
+    refuse_non_canonical_return(&mut frame);
     usermode::return_to_user(&frame)
 }
 
@@ -452,6 +453,29 @@ fn user_return(frame: &mut TrapFrame) {
         schedule();
     }
     deliver_signals(frame);
+    refuse_non_canonical_return(frame);
+}
+
+/// The last step before user mode: a non-canonical RIP (a signal handler, `rt_sigreturn` frame,
+/// ELF entry point or `ptrace` that set one) would make `iretq` fault in kernel mode, with the
+/// user's GS base already loaded. As Linux (whose #GP on that IRET becomes the task's own
+/// fault), the task gets SIGSEGV (`SI_KERNEL`, as for a #GP) instead: delivered to its handler
+/// if it has a usable one, else killing it. The loop ends: every turn either resumes at a
+/// handler's canonical address, kills the task, or pushes another signal frame onto the user
+/// stack, which runs out.
+fn refuse_non_canonical_return(frame: &mut TrapFrame) {
+    while !cpu::is_canonical(frame.rip) {
+        let info = signal::Info {
+            code: 0x80, // SI_KERNEL
+            pid: 0,
+            status: 0,
+            address: 0,
+        };
+        if with_current(|p| p.signals.force(signal::SIGSEGV, info)).is_err() {
+            return;
+        }
+        deliver_signals(frame);
+    }
 }
 
 fn deliver_signals(frame: &mut TrapFrame) {

@@ -292,3 +292,9 @@ pub fn rdrand64() -> Option<u64> {
     }
     None
 }
+
+/// Whether `address` is canonical (bits 63..47 all equal): the only addresses a CPU with 48-bit
+/// virtual addresses can run or reach.
+pub fn is_canonical(address: u64) -> bool {
+    ((address as i64) << 16 >> 16) as u64 == address
+}

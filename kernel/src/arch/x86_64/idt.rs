@@ -132,6 +132,13 @@ trap_stubs:
 
     .type trap_common, @function
 trap_common:
+    /* EFLAGS.AC off, whatever the interrupted code had (user mode may set it with popf): with
+       AC set, SMAP would not stop this handler's accesses to user pages (Linux's ASM_CLAC).
+       CLAC exists only where SMAP does, hence the flag. */
+    test byte ptr [rip + {smap_active}], 1
+    jz 3f
+    clac
+3:
     /* From user mode (CS.RPL = 3, CS at [rsp + 24] here): switch to the kernel's GS base. */
     test byte ptr [rsp + 24], 3
     jz 1f
@@ -161,6 +168,7 @@ trap_common:
     ),
     rip_offset = const core::mem::offset_of!(TrapFrame, rip),
     dispatch = sym super::trap::dispatch,
+    smap_active = sym super::usermode::SMAP_ACTIVE,
 );
 
 unsafe extern "C" {

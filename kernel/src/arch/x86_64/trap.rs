@@ -118,6 +118,7 @@ fn debug_trap(vector: u64) -> bool {
 /// reaches it through `with_current_frame` (an IRQ handler stopping the machine for gdb) never
 /// overlaps with another live reference.
 pub extern "C" fn dispatch(frame: *mut TrapFrame) {
+    super::usermode::check_alignment_flag_cleared("trap");
     let outer = CURRENT_FRAME.swap(frame, Ordering::AcqRel);
     handle(frame);
     CURRENT_FRAME.store(outer, Ordering::Release);
@@ -145,6 +146,19 @@ pub fn run_user_return_hook(frame: &mut TrapFrame) {
         // `UserReturnHook` function pointers.
         let hook: UserReturnHook = unsafe { core::mem::transmute::<usize, UserReturnHook>(hook) };
         hook(frame);
+    }
+    check_user_rip(frame.rip);
+}
+
+static BAD_RIP_REPORTED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Warns (once) if the kernel is about to return to user mode at a non-canonical RIP, which the
+/// return hook must have turned into SIGSEGV: on Intel CPUs `iretq` would fault in kernel mode
+/// with the user's GS base loaded (QEMU's TCG does not, so this check is what tests rely on).
+pub fn check_user_rip(rip: u64) {
+    if !cpu::is_canonical(rip) && !BAD_RIP_REPORTED.swap(true, Ordering::Relaxed) {
+        crate::kprintln!("trap: returning to user mode at non-canonical rip {rip:#x}");
     }
 }
 

@@ -10,7 +10,7 @@
 //! correct for any frame the kernel may have rewritten (signal delivery, `execve`), at a small
 //! cost compared to `sysretq`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use super::cpu::{self, MSR_EFER, MSR_FMASK, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_STAR};
 use super::gdt::{KERNEL_CODE, USER_CODE, USER_DATA};
@@ -102,6 +102,7 @@ extern "C" fn syscall_dispatch(frame: *mut TrapFrame) {
     // SAFETY: only `init` stores non-zero values, and it stores `SyscallHandler` pointers.
     let handler: SyscallHandler =
         unsafe { core::mem::transmute::<usize, SyscallHandler>(handler as usize) };
+    check_alignment_flag_cleared("syscall");
     // SAFETY: the frame is the stub's own, valid and unaliased for this call.
     let frame = unsafe { &mut *frame };
     handler(frame);
@@ -148,6 +149,22 @@ pub fn init(handler: SyscallHandler) {
     // never uses (see above).
     unsafe { cpu::set_cr4_bits(protections) };
     PROTECTIONS.store(protections, Ordering::Relaxed);
+    SMAP_ACTIVE.store(u8::from(protections & CR4_SMAP != 0), Ordering::Release);
+}
+
+/// 1 once SMAP is on: the interrupt entry (`idt::trap_common`) then runs `clac`, an instruction
+/// only CPUs with SMAP have. (SYSCALL needs none: `SYSCALL_RFLAGS_MASK` clears AC.)
+pub static SMAP_ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+const RFLAGS_AC: u64 = 1 << 18;
+static AC_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Warns (once) if a kernel entry left EFLAGS.AC set — SMAP would be off in the handler. Both
+/// entries (interrupts, `SYSCALL`) call it; the warning is what tests look for.
+pub fn check_alignment_flag_cleared(entry: &str) {
+    if cpu::read_rflags() & RFLAGS_AC != 0 && !AC_REPORTED.swap(true, Ordering::Relaxed) {
+        crate::kprintln!("{entry}: entered the kernel with EFLAGS.AC set (SMAP off)");
+    }
 }
 
 static PROTECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -195,6 +212,7 @@ pub fn initial_user_frame(entry: u64, rsp: u64) -> TrapFrame {
 /// Leaves the kernel for the user context `frame` (on the current kernel stack, which is
 /// abandoned). Interrupts come back on with the user RFLAGS.
 pub fn return_to_user(frame: &TrapFrame) -> ! {
+    super::trap::check_user_rip(frame.rip);
     cpu::disable_interrupts();
     // SAFETY: `frame` describes a user-mode context (CS/SS are the user selectors, checked by the
     // CPU's IRET rules); the active page tables map its code and stack. swapgs restores the user

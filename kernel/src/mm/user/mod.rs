@@ -376,8 +376,17 @@ impl AddressSpace {
         self.regions.iter().any(|r| r.start < end && start < r.end)
     }
 
-    /// Like `reserve`, with every page allocated now (executable segments).
-    pub fn map_zeroed(&mut self, start: u64, len: u64, protection: Protection) -> EResult<()> {
+    /// Like `reserve` (an executable segment), with the pages of its first `present` bytes
+    /// allocated now, for the loader to copy the file's bytes into; the rest (the bss past the
+    /// file's last page) is allocated zeroed on first touch, like any anonymous memory, so
+    /// loading costs what the file holds, not what the segment claims.
+    pub fn map_zeroed(
+        &mut self,
+        start: u64,
+        len: u64,
+        present: u64,
+        protection: Protection,
+    ) -> EResult<()> {
         // Two segments can share a page: widen, never narrow, the rights of what is there.
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         let mut merged = protection;
@@ -391,7 +400,7 @@ impl AddressSpace {
         }
         self.reserve(start, len, merged, RegionKind::Image)?;
         let mut page = start;
-        while page < end {
+        while page < start.saturating_add(present).min(end) {
             self.populate(page)?;
             page += PAGE;
         }
@@ -450,26 +459,21 @@ impl AddressSpace {
     /// Gives the present pages of `[start, end)` the rights `protection` (copy-on-write pages
     /// stay read-only until their fault makes them private).
     fn apply_protection(&mut self, start: u64, end: u64, protection: Protection) -> EResult<()> {
-        let mut page = start;
-        while page < end {
-            if let Some((phys, old)) = self.table.translate(page) {
+        self.table
+            .walk_user_range(start, end, &mut |page, leaf| {
                 let mut flags = protection.page_flags();
-                if old.contains(PageFlags::COPY_ON_WRITE) {
+                if leaf.flags().contains(PageFlags::COPY_ON_WRITE) {
                     flags |= PageFlags::COPY_ON_WRITE;
                     if flags.contains(PageFlags::WRITABLE) {
                         flags.remove(PageFlags::WRITABLE);
                         flags |= PageFlags::LOGICALLY_WRITABLE;
                     }
                 }
-                self.table.unmap_4k(page).map_err(map_error)?;
-                self.table
-                    .map_4k(page, phys & !(PAGE - 1), flags)
-                    .map_err(map_error)?;
+                leaf.set_flags(flags);
                 PageTable::flush(page);
-            }
-            page += PAGE;
-        }
-        Ok(())
+                Ok(())
+            })
+            .map_err(map_error)
     }
 
     /// `mprotect`: changes the rights of `[start, start + len)`; `ENOMEM` (and no change) if part
@@ -508,16 +512,17 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         self.cut_regions(start, end);
-        let mut page = start;
-        while page < end {
-            if let Some(phys) = self.table.unmap_4k(page).map_err(map_error)? {
-                release_frame(phys);
-                self.resident_pages -= 1;
-                PageTable::flush(page);
-            }
-            page += PAGE;
-        }
-        Ok(())
+        let mut released = 0;
+        let walked = self.table.walk_user_range(start, end, &mut |page, leaf| {
+            let phys = leaf.phys();
+            leaf.clear();
+            PageTable::flush(page);
+            release_frame(phys);
+            released += 1;
+            Ok(())
+        });
+        self.resident_pages -= released;
+        walked.map_err(map_error)
     }
 
     /// An address for a new mapping of `len` bytes without a hint: below the previous one, with
@@ -648,24 +653,32 @@ impl AddressSpace {
     /// page table for the target cannot be allocated, the pages moved so far go back (their
     /// old tables still exist, so that cannot fail).
     fn move_pages(&mut self, from: u64, to: u64, len: u64) -> EResult<()> {
-        let mut moved = Vec::new();
-        let mut offset = 0;
-        while offset < len {
-            if let Some((phys, flags)) = self.table.translate(from + offset) {
-                let phys = phys & !(PAGE - 1);
-                self.table.unmap_4k(from + offset).map_err(map_error)?;
-                if let Err(error) = self.table.map_4k(to + offset, phys, flags) {
+        // The present pages first (a walk of what is mapped, not of `len`), then the moves:
+        // they change the table the walk would be reading.
+        let mut present: Vec<(u64, u64, PageFlags)> = Vec::new();
+        self.table
+            .walk_user_range(from, from.saturating_add(len), &mut |page, leaf| {
+                // Out of heap is ENOMEM, as out of frames is (`map_error`).
+                present.try_reserve(1).map_err(|_| MapError::OutOfFrames)?;
+                present.push((page - from, leaf.phys(), leaf.flags()));
+                Ok(())
+            })
+            .map_err(map_error)?;
+        for (done, &(offset, phys, flags)) in present.iter().enumerate() {
+            self.table.unmap_4k(from + offset).map_err(map_error)?;
+            if let Err(error) = self.table.map_4k(to + offset, phys, flags) {
+                let _ = self.table.map_4k(from + offset, phys, flags);
+                for &(offset, phys, flags) in &present[..done] {
+                    let _ = self.table.unmap_4k(to + offset);
                     let _ = self.table.map_4k(from + offset, phys, flags);
-                    for &(offset, phys, flags) in &moved {
-                        let _ = self.table.unmap_4k(to + offset);
-                        let _ = self.table.map_4k(from + offset, phys, flags);
-                    }
-                    return Err(map_error(error));
                 }
-                PageTable::flush(from + offset);
-                moved.push((offset, phys, flags));
+                // Frees the tables made for the target that are empty again.
+                let _ = self
+                    .table
+                    .walk_user_range(to, to.saturating_add(len), &mut |_, _| Ok(()));
+                return Err(map_error(error));
             }
-            offset += PAGE;
+            PageTable::flush(from + offset);
         }
         Ok(())
     }
@@ -681,22 +694,24 @@ impl AddressSpace {
         copy.arguments = self.arguments.clone();
         copy.environment = self.environment.clone();
         copy.mmap_top = self.mmap_top;
-        let mut pages = alloc::vec::Vec::new();
-        self.table
-            .for_each_user_page(&mut |virt, phys, flags| pages.push((virt, phys, flags)));
-        for (virt, phys, mut flags) in pages {
+        let copy_table = &mut copy.table;
+        let mut copied = 0;
+        let walked = self.table.walk_user_range(0, USER_END, &mut |virt, leaf| {
+            let (phys, mut flags) = (leaf.phys(), leaf.flags());
             if flags.contains(PageFlags::WRITABLE) {
                 flags.remove(PageFlags::WRITABLE);
                 flags |= PageFlags::LOGICALLY_WRITABLE;
             }
             flags |= PageFlags::COPY_ON_WRITE;
-            copy.table.map_4k(virt, phys, flags).map_err(map_error)?;
-            copy.resident_pages += 1;
+            copy_table.map_4k(virt, phys, flags)?;
+            copied += 1;
             share_frame(phys);
-            self.table.unmap_4k(virt).map_err(map_error)?;
-            self.table.map_4k(virt, phys, flags).map_err(map_error)?;
+            leaf.set_flags(flags);
             PageTable::flush(virt);
-        }
+            Ok(())
+        });
+        copy.resident_pages += copied;
+        walked.map_err(map_error)?;
         Ok(copy)
     }
 
