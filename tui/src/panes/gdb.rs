@@ -1,5 +1,7 @@
 //! The GDB pane: which stub this session started, the gdb command to paste into another
-//! terminal, whether the kernel is running or stopped, and gdb itself when attached here.
+//! terminal, whether the kernel is running or stopped, and gdb itself when attached here. Its
+//! state is the stub and the gdb session (`GdbView`); its keys attach gdb (`a`) and open the
+//! command line (`:`).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,10 +9,92 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::pane_block;
-use crate::app::{App, GdbSession, GdbStub, Mode};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+use super::{Context, Pane, pane_block};
+use crate::app::{Action, App, Mode, Severity};
+
+/// Which gdb stub the session started, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GdbStub {
+    None,
+    /// The kernel's own stub on ttyS1, reachable on this TCP port.
+    Kgdb {
+        port: u16,
+        wait: bool,
+    },
+    /// QEMU's stub; the CPU is frozen until gdb continues.
+    Qemu {
+        port: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GdbSession {
+    Detached,
+    Attaching,
+    Attached,
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct GdbView {
+    pub stub: GdbStub,
+    pub session: GdbSession,
+    /// gdb's output in the pane.
+    pub transcript: String,
+    /// Kernel stopped/running as the kgdb console lines and gdb's output tell it.
+    pub stopped: Option<bool>,
+}
+
+impl Default for GdbView {
+    fn default() -> Self {
+        Self {
+            stub: GdbStub::None,
+            session: GdbSession::Detached,
+            transcript: String::new(),
+            stopped: None,
+        }
+    }
+}
+
+impl Pane for GdbView {
+    fn handle_key(&mut self, key: KeyEvent, context: &mut Context<'_>) -> Vec<Action> {
+        match key.code {
+            KeyCode::Char('a') => match (&self.stub, &self.session) {
+                (GdbStub::None, _) => context.set_message(
+                    Severity::Warning,
+                    "no gdb stub in this session: restart with --kgdb or --gdb-qemu",
+                ),
+                (_, GdbSession::Attaching | GdbSession::Attached) => {
+                    context.set_message(Severity::Info, "gdb is already attached");
+                }
+                _ if !context.qemu_running => {
+                    context.set_message(Severity::Warning, "the guest is not running");
+                }
+                _ => {
+                    self.session = GdbSession::Attaching;
+                    return vec![Action::GdbAttach];
+                }
+            },
+            KeyCode::Char(':') | KeyCode::Char('i') | KeyCode::Enter => {
+                if self.session == GdbSession::Attached {
+                    *context.mode = Mode::GdbInput(String::new());
+                } else {
+                    context.set_message(Severity::Warning, "attach gdb first (a)");
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+        draw(frame, area, app);
+    }
+}
+
+fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let [info, session] =
         Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(area);
     let label = |t: &'static str| Span::styled(format!("{t:<9}"), Style::new().fg(Color::Gray));
