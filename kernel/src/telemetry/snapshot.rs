@@ -89,10 +89,10 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
     let page = PAGE_SIZE as u64;
     let tracker_frames = tracker.map_or(0, |t| t.overhead_bytes as u64) / page;
     w.frames(&Frames {
-        total: frames.total as u64,
-        free: frames.free as u64,
-        used: frames.used() as u64,
-        kernel: frames.kernel as u64,
+        total: frames.total,
+        free: frames.free,
+        used: frames.used(),
+        kernel: frames.kernel,
         heap: heap.footprint() as u64 / page,
         heap_meta: heap::frame_meta_bytes() as u64 / page,
         tracker: tracker_frames,
@@ -104,9 +104,9 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
         free_bytes: heap.free_block_bytes() as u64,
         internal_frag: heap.internal_fragmentation() as u64,
         external_frag: external as u64,
-        allocs: heap.total_allocations as u64,
-        frees: heap.total_frees as u64,
-        failed: heap.failed_allocations as u64,
+        allocs: heap.total_allocations,
+        frees: heap.total_frees,
+        failed: heap.failed_allocations,
         large_objects: heap.large_allocations as u64,
         large_frames: heap.large_frames as u64,
         large_bytes: heap.large_requested_bytes as u64,
@@ -136,27 +136,27 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
                 objects: t.objects as u64,
                 peak: t.peak as u64,
                 capacity,
-                bytes: t.live_bytes as u64,
+                bytes: t.live_bytes,
                 sites: t.sites as u64,
                 site_capacity,
                 overhead: t.overhead_bytes as u64,
-                seq: t.seq as u64,
-                mark: t.mark as u64,
-                scans: t.scans as u64,
+                seq: t.seq,
+                mark: t.mark,
+                scans: t.scans,
                 unreferenced: t.unreferenced as u64,
                 untracked: t.untracked as u64,
-                allocs: t.allocs as u64,
-                frees: t.frees as u64,
+                allocs: t.allocs,
+                frees: t.frees,
             })?;
             if let Some(scan) = t.last_scan {
                 w.scan(&Scan {
-                    at_ns: scan.at_ns as u64,
+                    at_ns: scan.at_ns,
                     objects: scan.objects as u64,
                     unreferenced: scan.unreferenced as u64,
                     new: scan.new as u64,
-                    root_bytes: scan.root_bytes as u64,
-                    object_bytes: scan.object_bytes as u64,
-                    duration_ns: scan.duration_ns as u64,
+                    root_bytes: scan.root_bytes,
+                    object_bytes: scan.object_bytes,
+                    duration_ns: scan.duration_ns,
                 })?;
             }
         }
@@ -172,10 +172,10 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
     w.sites(site_count)?;
     for site in &sites[..site_count] {
         w.site(&SiteRecord {
-            id: site.id as u32,
+            id: site.id,
             objects: site.live_count as u64,
-            bytes: site.live_bytes as u64,
-            allocs: site.allocs as u64,
+            bytes: site.live_bytes,
+            allocs: site.allocs,
             frames: &KernelStack(site.caller()),
         })?;
     }
@@ -186,14 +186,14 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
     for info in &leaks[..leak_count] {
         let age_ms = u64::from(now.wrapping_sub(info.jiffies)) * 1000 / lapic::TICK_HZ;
         w.leak(&LeakRecord {
-            address: info.addr as u64,
-            size: info.size as u64,
-            seq: info.seq as u64,
-            pid: info.pid as u32,
+            address: info.addr,
+            size: info.size,
+            seq: info.seq,
+            pid: info.pid,
             comm: leak::task_comm(info.pid).as_str(),
             jiffies: u64::from(info.jiffies),
             age_ms,
-            site: info.site as u32,
+            site: info.site,
             frames: &KernelStack(info.caller()),
         })?;
     }
@@ -274,8 +274,8 @@ fn write_detail(w: &mut SnapshotWriter<'_>, pid: Pid) -> fmt::Result {
                 b'p',
             ];
             w.map(&MapRecord {
-                start: region.start as u64,
-                end: region.end as u64,
+                start: region.start,
+                end: region.end,
                 perms: core::str::from_utf8(&perms).unwrap_or("----"),
                 name: region.name(info.comm.as_str()),
             })?;
