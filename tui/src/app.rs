@@ -791,46 +791,14 @@ impl App {
         }
     }
 
-    /// New gdb output; stop reports in it mean the kernel is stopped, `Continuing.` running.
+    /// New gdb output (see `GdbView::on_output`).
     pub fn on_gdb_output(&mut self, new: &str) {
-        let stop_words = ["received signal", "Breakpoint ", "stopped", "Watchpoint "];
-        let lines: Vec<&str> = new.lines().collect();
-        let last_stop = lines
-            .iter()
-            .rposition(|l| stop_words.iter().any(|w| l.contains(w)));
-        let last_continue = lines.iter().rposition(|l| l.contains("Continuing."));
-        match (last_stop, last_continue) {
-            (Some(stop), Some(cont)) => self.gdb.stopped = Some(stop > cont),
-            (Some(_), None) => self.gdb.stopped = Some(true),
-            (None, Some(_)) => self.gdb.stopped = Some(false),
-            (None, None) => {}
-        }
-        self.gdb.transcript.push_str(new);
-        self.gdb.transcript = crate::gdb::tail(&self.gdb.transcript);
+        self.gdb.on_output(new);
     }
 
     /// The gdb command line to paste into another terminal, for the session's stub.
     pub fn gdb_command(&self) -> Option<String> {
-        let target = match self.gdb.stub {
-            GdbStub::None => return None,
-            GdbStub::Kgdb { port, .. } | GdbStub::Qemu { port } => format!(":{port}"),
-        };
-        let elf = self.info.kernel.as_ref().map_or_else(
-            || "KERNEL_ELF".to_string(),
-            |p| shell_word(&p.display().to_string()),
-        );
-        let mut command =
-            format!("gdb {elf} -ex 'set remotetimeout 10' -ex 'target remote {target}'");
-        if let Some(root) = &self.info.workspace {
-            let script = root.join("scripts/gdb/cadenza.py");
-            if script.is_file() {
-                command.push_str(&format!(
-                    " -ex 'source {}'",
-                    script.display().to_string().replace('\'', r"'\''")
-                ));
-            }
-        }
-        Some(command)
+        self.gdb.command(&self.info)
     }
 
     /// Running / stopped / not running, with the reason, for the status line and GDB pane.
@@ -893,17 +861,6 @@ fn strip_stamp(line: &str) -> &str {
         return after;
     }
     line
-}
-
-fn shell_word(word: &str) -> String {
-    if word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
@@ -1121,5 +1078,37 @@ mod tests {
         assert_eq!(pids(&app), [2, 1, 3], "numbers compare as numbers");
         app.handle_key(key(KeyCode::Char('r')));
         assert_eq!(pids(&app), [3, 1, 2]);
+    }
+
+    #[test]
+    fn extra_task_fields_come_from_the_decoded_snapshot_not_the_raw_text() {
+        let mut app = running();
+        app.tab = Tab::Processes;
+        let text = "telemetry-begin version=1 seq=1\n\
+uptime ns=1 jiffies=0 hz=100\n\
+frames total=1 free=1 used=0 kernel=0 heap=0 heap_meta=0 tracker=0\n\
+heap objects=0 bytes=0 footprint=0 free_bytes=0 internal_frag=0 external_frag=0 allocs=0 frees=0 failed=0 large_objects=0 large_frames=0 large_bytes=0\n\
+classes count=0\n\
+tracker state=on objects=0 peak=0 capacity=1 bytes=0 sites=0 site_capacity=1 overhead=0 seq=0 mark=0 scans=0 unreferenced=0 untracked=0 allocs=0 frees=0\n\
+sites count=0\n\
+leaks count=0 total=0\n\
+tasks count=2 total=2\n\
+task pid=1 ppid=0 state=S comm=\"init\" nr_threads=1\n\
+task pid=2 ppid=1 state=R comm=\"sh\" nr_threads=3\n\
+telemetry-end seq=1 records=10\n";
+        let snapshot = Snapshot::parse(text).expect("parses");
+        // The worker's raw text is only kept for saved reports: the columns must not need it.
+        app.on_telemetry(TelemetryEvent::Snapshot {
+            snapshot: Box::new(snapshot),
+            raw: String::new(),
+            answered: Answered::Poll,
+        });
+        for _ in 0..7 {
+            app.handle_key(key(KeyCode::Char('o')));
+        }
+        assert_eq!(app.processes.sort, SortKey::Extra(0));
+        app.handle_key(key(KeyCode::Char('r')));
+        let pids: Vec<u32> = app.sorted_tasks().iter().map(|t| t.pid).collect();
+        assert_eq!(pids, [2, 1], "by nr_threads, descending");
     }
 }

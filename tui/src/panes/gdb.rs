@@ -12,7 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::{Context, Pane, pane_block};
-use crate::app::{Action, App, Mode, Severity};
+use crate::app::{Action, App, Mode, SessionInfo, Severity};
 
 /// Which gdb stub the session started, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +55,50 @@ impl Default for GdbView {
             transcript: String::new(),
             stopped: None,
         }
+    }
+}
+
+impl GdbView {
+    /// New gdb output; stop reports in it mean the kernel is stopped, `Continuing.` running.
+    pub fn on_output(&mut self, new: &str) {
+        let stop_words = ["received signal", "Breakpoint ", "stopped", "Watchpoint "];
+        let lines: Vec<&str> = new.lines().collect();
+        let last_stop = lines
+            .iter()
+            .rposition(|l| stop_words.iter().any(|w| l.contains(w)));
+        let last_continue = lines.iter().rposition(|l| l.contains("Continuing."));
+        match (last_stop, last_continue) {
+            (Some(stop), Some(cont)) => self.stopped = Some(stop > cont),
+            (Some(_), None) => self.stopped = Some(true),
+            (None, Some(_)) => self.stopped = Some(false),
+            (None, None) => {}
+        }
+        self.transcript.push_str(new);
+        self.transcript = crate::gdb::tail(&self.transcript);
+    }
+
+    /// The gdb command line to paste into another terminal, for the session's stub.
+    pub fn command(&self, info: &SessionInfo) -> Option<String> {
+        let target = match self.stub {
+            GdbStub::None => return None,
+            GdbStub::Kgdb { port, .. } | GdbStub::Qemu { port } => format!(":{port}"),
+        };
+        let elf = info.kernel.as_ref().map_or_else(
+            || "KERNEL_ELF".to_string(),
+            |p| shell_word(&p.display().to_string()),
+        );
+        let mut command =
+            format!("gdb {elf} -ex 'set remotetimeout 10' -ex 'target remote {target}'");
+        if let Some(root) = &info.workspace {
+            let script = root.join("scripts/gdb/cadenza.py");
+            if script.is_file() {
+                command.push_str(&format!(
+                    " -ex 'source {}'",
+                    script.display().to_string().replace('\'', r"'\''")
+                ));
+            }
+        }
+        Some(command)
     }
 }
 
@@ -185,4 +229,15 @@ fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let lines: Vec<Line<'_>> = lines.into_iter().skip(skip).collect();
     frame.render_widget(block, session);
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn shell_word(word: &str) -> String {
+    if word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
