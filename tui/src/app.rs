@@ -36,7 +36,7 @@ pub use crate::panes::processes::{ProcessesView, SortKey};
 pub use cadenza_abi::allocator::is_allocator_name;
 
 /// The line the kernel prints once it answers telemetry requests (docs/telemetry.md).
-pub const TELEMETRY_ANNOUNCEMENT: &str = "telemetry: snapshots (format v1) on ttyS";
+pub const TELEMETRY_ANNOUNCEMENT: &str = cadenza_qemu::telemetry::ANNOUNCEMENT_PREFIX;
 /// Snapshots kept for the charts.
 pub const HISTORY: usize = 600;
 /// Without console output or telemetry for this long, a running guest is called unresponsive.

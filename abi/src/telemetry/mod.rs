@@ -34,6 +34,26 @@ pub const VERSION: u32 = 1;
 pub const BEGIN: &str = "telemetry-begin";
 pub const END: &str = "telemetry-end";
 pub const ERROR: &str = "telemetry-error";
+/// How the kernel's boot log announces the channel: `Announcement`'s text starts with it, and
+/// tools watching the console for the channel look for it.
+pub const ANNOUNCEMENT_PREFIX: &str = "telemetry: snapshots (format v1) on ttyS";
+
+/// The console line the kernel prints once it answers requests on `ttyS<port>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub port: usize,
+}
+
+impl core::fmt::Display for Announcement {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "telemetry: snapshots (format v{VERSION}) on ttyS{}; requests: snapshot, scan, detail PID",
+            self.port
+        )
+    }
+}
+
 /// The longest request line the kernel accepts (bytes, without the line terminator).
 pub const MAX_REQUEST_LEN: usize = 64;
 

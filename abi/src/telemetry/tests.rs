@@ -492,3 +492,12 @@ fn numeric_records_list_their_fields_in_writing_order() {
         .collect();
     assert_eq!(written, Heap::FIELDS);
 }
+
+#[test]
+fn the_announcement_starts_with_what_tools_look_for() {
+    let line = Announcement { port: 2 }.to_string();
+    assert!(line.starts_with(ANNOUNCEMENT_PREFIX), "{line}");
+    assert!(line.starts_with(&format!(
+        "telemetry: snapshots (format v{VERSION}) on ttyS2;"
+    )));
+}

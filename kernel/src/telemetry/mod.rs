@@ -18,8 +18,8 @@ use crate::boot::Cmdline;
 use crate::drivers::serial;
 use crate::kprintln;
 use crate::sync::IrqSpinLock;
-use cadenza_abi::telemetry::{MAX_REQUEST_LEN, Request, write_error};
-pub use snapshot::{VERSION, write_snapshot};
+use cadenza_abi::telemetry::{Announcement, MAX_REQUEST_LEN, Request, write_error};
+pub use snapshot::write_snapshot;
 
 const NO_PORT: usize = usize::MAX;
 static PORT: AtomicUsize = AtomicUsize::new(NO_PORT);
@@ -58,9 +58,7 @@ pub fn init(cmdline: &Cmdline) {
     match serial::claim(index, on_byte) {
         Ok(()) => {
             PORT.store(index, Ordering::Release);
-            kprintln!(
-                "telemetry: snapshots (format v{VERSION}) on ttyS{index}; requests: snapshot, scan, detail PID"
-            );
+            kprintln!("{}", Announcement { port: index });
         }
         Err(error) => kprintln!("telemetry: cannot use ttyS{index}: {error}; telemetry off"),
     }

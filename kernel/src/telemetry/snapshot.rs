@@ -21,7 +21,6 @@ use crate::mm::{PAGE_SIZE, frame_allocator};
 use crate::task::Pid;
 use crate::task::info::ProcessInfo;
 
-pub use cadenza_abi::telemetry::VERSION;
 /// Call sites listed, by live bytes.
 const TOP_SITES: usize = 10;
 /// Unreferenced objects listed (the `leaks` record's `total` says how many there are).
