@@ -3,19 +3,21 @@
 //! The kernel leaves through QEMU's `isa-debug-exit` device, which turns a written code `c` into
 //! exit status `(c << 1) | 1`. Odd statuses above 1 therefore come from the kernel, while status 0
 //! can only mean the guest reset (a triple fault under `-no-reboot`) or powered off through ACPI.
-//! Keep the codes in step with `kernel/src/arch/x86_64/power.rs` and docs/debugging.md.
+//! The codes are `cadenza_abi::exit::ExitCode`, the enum the kernel writes (docs/debugging.md).
 
 use std::fmt;
 use std::process::ExitStatus;
 
-/// QEMU exit status for the kernel's clean shutdown (kernel code 0x10).
-pub const STATUS_CLEAN: i32 = 33;
-/// QEMU exit status for a panic or fatal CPU exception (kernel code 0x11).
-pub const STATUS_PANIC: i32 = 35;
-/// QEMU exit status for failed in-kernel self-tests (kernel code 0x12).
-pub const STATUS_SELFTEST_FAILED: i32 = 37;
-/// QEMU exit status after gdb's `kill` (kernel code 0x13).
-pub const STATUS_KILLED: i32 = 39;
+pub use cadenza_abi::exit::ExitCode;
+
+/// QEMU exit status for the kernel's clean shutdown.
+pub const STATUS_CLEAN: i32 = ExitCode::Success.qemu_status();
+/// QEMU exit status for a panic or fatal CPU exception.
+pub const STATUS_PANIC: i32 = ExitCode::Panic.qemu_status();
+/// QEMU exit status for failed in-kernel self-tests.
+pub const STATUS_SELFTEST_FAILED: i32 = ExitCode::SelftestFailed.qemu_status();
+/// QEMU exit status after gdb's `kill`.
+pub const STATUS_KILLED: i32 = ExitCode::Killed.qemu_status();
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestExit {
@@ -37,13 +39,14 @@ pub enum GuestExit {
 
 impl GuestExit {
     pub fn from_status(status: ExitStatus) -> Self {
-        match status.code() {
-            Some(STATUS_CLEAN) => Self::Clean,
-            Some(STATUS_PANIC) => Self::Panic,
-            Some(STATUS_SELFTEST_FAILED) => Self::SelftestFailed,
-            Some(STATUS_KILLED) => Self::KilledByDebugger,
-            Some(0) => Self::ResetOrPowerOff,
-            code => Self::QemuFailed { status: code },
+        let code = status.code();
+        match code.and_then(ExitCode::from_qemu_status) {
+            Some(ExitCode::Success) => Self::Clean,
+            Some(ExitCode::Panic) => Self::Panic,
+            Some(ExitCode::SelftestFailed) => Self::SelftestFailed,
+            Some(ExitCode::Killed) => Self::KilledByDebugger,
+            None if code == Some(0) => Self::ResetOrPowerOff,
+            None => Self::QemuFailed { status: code },
         }
     }
 

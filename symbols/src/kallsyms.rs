@@ -7,15 +7,9 @@
 //! table's contents), and `embed` fills it from the ELF's own function symbols. The kernel then
 //! prints `symbol+0xoff/0xsize` next to every backtrace address, in release builds too.
 //!
-//! Blob format v1, little-endian (mirrored by `kernel/src/debug/kallsyms.rs`):
-//!
-//! ```text
-//! 0   magic  "CDZKSYM1"
-//! 8   u32    count            functions, sorted by address, non-overlapping
-//! 12  u32    names_len        bytes of the name area
-//! 16  entry[count]            u64 address, u32 size, u32 name_offset (into the name area)
-//! ..  names                   u8 length, then that many bytes of UTF-8, per name
-//! ```
+//! The blob's layout (header, entries, names) is `cadenza_abi::kallsyms`, the same types the
+//! kernel's reader (`kernel/src/debug/kallsyms.rs`) uses; this module builds the table from the
+//! ELF and writes it into the section.
 //!
 //! The template the kernel is linked with has the magic and `count = 0`, so a kernel built by
 //! plain `cargo build` still boots and simply prints raw addresses.
@@ -27,12 +21,8 @@ use thiserror::Error;
 
 use crate::elf_symbols::SymbolTable;
 
-pub const SECTION: &str = ".kallsyms";
-pub const MAGIC: &[u8; 8] = b"CDZKSYM1";
-const HEADER_LEN: usize = 16;
-const ENTRY_LEN: usize = 16;
-/// Longer names are cut (at a character boundary) to this many bytes.
-pub const MAX_NAME_LEN: usize = 255;
+use cadenza_abi::kallsyms::{Header, Table};
+pub use cadenza_abi::kallsyms::{MAGIC, MAX_NAME_LEN, SECTION};
 
 #[derive(Debug, Error)]
 pub enum KallsymsError {
@@ -77,73 +67,37 @@ pub struct EmbedStats {
     pub capacity: usize,
 }
 
-fn truncated(name: &str) -> &str {
-    if name.len() <= MAX_NAME_LEN {
-        return name;
-    }
-    let mut end = MAX_NAME_LEN;
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
-}
-
 /// Encodes `table` as a v1 blob.
 pub fn encode(table: &SymbolTable) -> Vec<u8> {
-    let symbols = table.symbols();
-    let mut names = Vec::new();
-    let mut entries = Vec::with_capacity(symbols.len() * ENTRY_LEN);
-    for symbol in symbols {
-        let name = truncated(&symbol.name);
-        entries.extend_from_slice(&symbol.address.to_le_bytes());
-        let size = u32::try_from(symbol.size).unwrap_or(u32::MAX);
-        entries.extend_from_slice(&size.to_le_bytes());
-        entries.extend_from_slice(&(names.len() as u32).to_le_bytes());
-        names.push(name.len() as u8);
-        names.extend_from_slice(name.as_bytes());
-    }
-    let mut blob = Vec::with_capacity(HEADER_LEN + entries.len() + names.len());
-    blob.extend_from_slice(MAGIC);
-    blob.extend_from_slice(&(symbols.len() as u32).to_le_bytes());
-    blob.extend_from_slice(&(names.len() as u32).to_le_bytes());
-    blob.extend_from_slice(&entries);
-    blob.extend_from_slice(&names);
-    blob
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    cadenza_abi::kallsyms::encode(
+        table
+            .symbols()
+            .iter()
+            .map(|s| (s.address, s.size, s.name.as_str())),
+    )
 }
 
 /// Decodes a blob (trailing zero padding is ignored).
 pub fn decode(blob: &[u8]) -> Result<Vec<Entry>, KallsymsError> {
-    if blob.get(..8) != Some(MAGIC.as_slice()) {
-        return Err(KallsymsError::Malformed("bad magic"));
-    }
-    let count = u32_at(blob, 8).ok_or(KallsymsError::Malformed("short header"))? as usize;
-    let names_len = u32_at(blob, 12).ok_or(KallsymsError::Malformed("short header"))? as usize;
-    let names_start = HEADER_LEN + count * ENTRY_LEN;
-    let names = blob
-        .get(names_start..names_start + names_len)
-        .ok_or(KallsymsError::Malformed("tables overrun the blob"))?;
-    (0..count)
-        .map(|i| {
-            let at = HEADER_LEN + i * ENTRY_LEN;
-            let address = u64::from_le_bytes(blob[at..at + 8].try_into().expect("8 bytes"));
-            let size = u32_at(blob, at + 8).expect("in bounds");
-            let offset = u32_at(blob, at + 12).expect("in bounds") as usize;
-            let len = *names
-                .get(offset)
-                .ok_or(KallsymsError::Malformed("name offset out of range"))?
-                as usize;
-            let name = names
-                .get(offset + 1..offset + 1 + len)
-                .and_then(|n| std::str::from_utf8(n).ok())
-                .ok_or(KallsymsError::Malformed("bad name"))?;
+    let malformed = |error: cadenza_abi::kallsyms::LayoutError| {
+        KallsymsError::Malformed(match error {
+            cadenza_abi::kallsyms::LayoutError::BadMagic => "bad magic",
+            cadenza_abi::kallsyms::LayoutError::ShortHeader => "short header",
+            cadenza_abi::kallsyms::LayoutError::Overrun => "tables overrun the blob",
+            cadenza_abi::kallsyms::LayoutError::NoSuchEntry => "entry out of range",
+            cadenza_abi::kallsyms::LayoutError::NameOffset => "name offset out of range",
+            cadenza_abi::kallsyms::LayoutError::BadName => "bad name",
+        })
+    };
+    Table::parse(blob)
+        .map_err(malformed)?
+        .entries()
+        .map(|entry| {
+            let symbol = entry.map_err(malformed)?;
             Ok(Entry {
-                address,
-                size,
-                name: name.to_owned(),
+                address: symbol.address,
+                size: u32::try_from(symbol.size).unwrap_or(u32::MAX),
+                name: symbol.name.to_owned(),
             })
         })
         .collect()
@@ -199,7 +153,7 @@ pub fn embed(path: &Path) -> Result<EmbedStats, KallsymsError> {
             })?;
     }
     Ok(EmbedStats {
-        symbols: u32_at(&blob, 8).unwrap_or(0) as usize,
+        symbols: Header::parse(&blob).map_or(0, |h| h.count as usize),
         bytes: blob.len(),
         capacity,
     })

@@ -1,4 +1,9 @@
-//! Everything the screen shows, as plain data, and what keys do to it.
+//! The state the panes share, and the routing of keys and events to them.
+//!
+//! Each pane is a module of `panes` holding its own state, its keys and its drawing (the
+//! `panes::Pane` trait); `App` holds those panes plus what several of them read — QEMU's state,
+//! the console, the latest telemetry, the panic analysis, the session's facts — and routes keys
+//! (global keys here, the rest to the pane on screen) and events to them.
 //!
 //! `App` does no I/O: the launcher glue (`session`) feeds it console bytes, telemetry events,
 //! QEMU's fate and the time, and carries out the `Action`s its key handling returns (send bytes
@@ -17,13 +22,21 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::console::ConsoleView;
 use crate::input::{is_ctrl, is_escape_from_typing, key_to_bytes};
+use crate::panes::memory::MemoryPane;
+use crate::panes::panic::PanicPane;
+use crate::panes::{Context, Pane};
 use crate::panic::{self, PanicAnalysis};
-use crate::telemetry::{
-    Answered, MarkBaseline, TelemetryCommand, TelemetryEvent, extra_task_fields,
-};
+use crate::telemetry::{Answered, MarkBaseline, TelemetryCommand, TelemetryEvent};
+
+pub use crate::panes::gdb::{GdbSession, GdbStub, GdbView};
+pub use crate::panes::processes::{ProcessesView, SortKey};
+/// The allocator-frame rule, shared with the kernel (`cadenza_abi::allocator`): a kernel whose
+/// symbol table was not embedded cannot strip those frames itself, and its call sites then
+/// start inside `__rust_alloc`, so the TUI applies the same rule on the host.
+pub use cadenza_abi::allocator::is_allocator_name;
 
 /// The line the kernel prints once it answers telemetry requests (docs/telemetry.md).
-pub const TELEMETRY_ANNOUNCEMENT: &str = "telemetry: snapshots (format v1) on ttyS";
+pub const TELEMETRY_ANNOUNCEMENT: &str = cadenza_qemu::telemetry::ANNOUNCEMENT_PREFIX;
 /// Snapshots kept for the charts.
 pub const HISTORY: usize = 600;
 /// Without console output or telemetry for this long, a running guest is called unresponsive.
@@ -149,30 +162,6 @@ pub struct Located {
     pub allocator: bool,
 }
 
-/// The kernel's rule for allocator frames (`kernel/src/mm/leak/capture.rs`,
-/// `is_allocator_name`), applied on the host too: a kernel whose symbol table was not embedded
-/// cannot strip those frames itself, and its call sites then start inside `__rust_alloc`.
-pub fn is_allocator_name(name: &str) -> bool {
-    const PREFIXES: [&str; 13] = [
-        "__rust_",
-        "__rustc::",
-        "core::fmt::",
-        "__rg_",
-        "__rdl_",
-        "alloc::",
-        "<alloc::",
-        "core::alloc::",
-        "<core::alloc::",
-        "core::ptr::drop_in_place",
-        "<kernel::mm::heap::KernelHeap",
-        "kernel::mm::heap::KernelHeap",
-        "kernel::mm::heap::size_class::",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-        || (name.starts_with('<')
-            && (name.contains(" as alloc::") || name.contains(" as core::fmt::")))
-}
-
 #[derive(Debug, Default)]
 pub struct TelemetryView {
     pub status: Option<TelemetryStatus>,
@@ -187,8 +176,6 @@ pub struct TelemetryView {
     pub mark: Option<MarkBaseline>,
     /// True once the kernel refused `mark` (so the TUI keeps marks itself).
     pub host_marks: bool,
-    pub selected_leak: usize,
-    pub extras: HashMap<u32, Vec<(String, String)>>,
     pub last_error: Option<String>,
 }
 
@@ -202,81 +189,22 @@ impl TelemetryView {
             _ => 0.0,
         }
     }
-}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortKey {
-    Pid,
-    Ppid,
-    Name,
-    State,
-    /// CPU time used (`cpu_ms`).
-    Cpu,
-    /// Resident memory (`rss_kib`).
-    Memory,
-    /// Mapped memory (`vsz_kib`).
-    Virtual,
-    /// An extra field of the task records, by column index.
-    Extra(usize),
-}
-
-#[derive(Debug)]
-pub struct ProcessesView {
-    pub sort: SortKey,
-    pub descending: bool,
-    pub selected: usize,
-}
-
-impl Default for ProcessesView {
-    fn default() -> Self {
-        Self {
-            sort: SortKey::Pid,
-            descending: false,
-            selected: 0,
-        }
-    }
-}
-
-/// Which gdb stub the session started, if any.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GdbStub {
-    None,
-    /// The kernel's own stub on ttyS1, reachable on this TCP port.
-    Kgdb {
-        port: u16,
-        wait: bool,
-    },
-    /// QEMU's stub; the CPU is frozen until gdb continues.
-    Qemu {
-        port: u16,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GdbSession {
-    Detached,
-    Attaching,
-    Attached,
-    Failed(String),
-}
-
-#[derive(Debug)]
-pub struct GdbView {
-    pub stub: GdbStub,
-    pub session: GdbSession,
-    /// gdb's output in the pane.
-    pub transcript: String,
-    /// Kernel stopped/running as the kgdb console lines and gdb's output tell it.
-    pub stopped: Option<bool>,
-}
-
-impl Default for GdbView {
-    fn default() -> Self {
-        Self {
-            stub: GdbStub::None,
-            session: GdbSession::Detached,
-            transcript: String::new(),
-            stopped: None,
+    /// Takes the mark on the host (a kernel without the `mark` request): the last snapshot
+    /// becomes the baseline. Returns what to tell the user.
+    pub fn take_host_mark(&mut self) -> (Severity, String) {
+        match &self.last {
+            Some(snapshot) => {
+                self.mark = Some(MarkBaseline::from_snapshot(snapshot, false));
+                (
+                    Severity::Info,
+                    format!(
+                        "mark set at snapshot {} (kept by the TUI: this kernel's telemetry has no `mark` request)",
+                        snapshot.seq
+                    ),
+                )
+            }
+            None => (Severity::Warning, "mark: no snapshot yet".into()),
         }
     }
 }
@@ -308,13 +236,16 @@ pub struct App {
     pub panic: Option<PanicAnalysis>,
     /// A report that could not be parsed (its error), shown in the panic pane.
     pub panic_error: Option<String>,
-    pub panic_scroll: u16,
+    /// The panic pane (its scroll position).
+    pub panic_pane: PanicPane,
     pub symbolizer: Option<Symbolizer>,
     /// Why there is no symbolizer.
     pub symbols_error: Option<String>,
     /// Resolved return addresses of call sites and leaks.
     pub located: HashMap<u64, Option<Located>>,
     pub telemetry: TelemetryView,
+    /// The memory pane (the selected leak).
+    pub memory: MemoryPane,
     pub processes: ProcessesView,
     pub gdb: GdbView,
     pub qemu: QemuState,
@@ -346,11 +277,12 @@ impl App {
             console: ConsoleView::default(),
             panic: None,
             panic_error: None,
-            panic_scroll: 0,
+            panic_pane: PanicPane::default(),
             symbolizer: None,
             symbols_error: None,
             located: HashMap::new(),
             telemetry: TelemetryView::default(),
+            memory: MemoryPane::default(),
             processes: ProcessesView::default(),
             gdb: GdbView::default(),
             qemu: QemuState::Building,
@@ -462,7 +394,7 @@ impl App {
             Ok(analysis) => self.panic = Some(analysis),
             Err(error) => self.panic_error = Some(error.to_string()),
         }
-        self.panic_scroll = 0;
+        self.panic_pane = PanicPane::default();
         self.tab = Tab::Panic;
         if self.mode == Mode::Typing {
             self.mode = Mode::Normal;
@@ -497,7 +429,8 @@ impl App {
             TelemetryEvent::Refused { answered, message } => {
                 if answered == Answered::Mark {
                     self.telemetry.host_marks = true;
-                    self.take_host_mark();
+                    let (severity, text) = self.telemetry.take_host_mark();
+                    self.set_message(severity, text);
                 } else {
                     self.set_message(
                         Severity::Warning,
@@ -546,7 +479,8 @@ impl App {
         while t.history.len() > HISTORY {
             t.history.pop_front();
         }
-        t.extras = extra_task_fields(&raw);
+        self.memory.on_snapshot(&snapshot, answered);
+        self.processes.on_snapshot(&snapshot, answered);
         match answered {
             Answered::Scan => {
                 let text = match &snapshot.scan {
@@ -557,7 +491,6 @@ impl App {
                     None => format!("leak scan: tracker {}", snapshot.tracker.state),
                 };
                 self.set_message(Severity::Info, text);
-                self.telemetry.selected_leak = 0;
             }
             Answered::Mark => {
                 self.telemetry.mark = Some(MarkBaseline::from_snapshot(&snapshot, true));
@@ -566,26 +499,8 @@ impl App {
             Answered::Poll => {}
         }
         self.resolve_addresses(&snapshot);
-        let leaks = snapshot.leaks.len();
-        self.telemetry.selected_leak = self.telemetry.selected_leak.min(leaks.saturating_sub(1));
         self.telemetry.last = Some(snapshot);
         self.telemetry.last_raw = raw;
-    }
-
-    fn take_host_mark(&mut self) {
-        match &self.telemetry.last {
-            Some(snapshot) => {
-                self.telemetry.mark = Some(MarkBaseline::from_snapshot(snapshot, false));
-                self.set_message(
-                    Severity::Info,
-                    format!(
-                        "mark set at snapshot {} (kept by the TUI: this kernel's telemetry has no `mark` request)",
-                        snapshot.seq
-                    ),
-                );
-            }
-            None => self.set_message(Severity::Warning, "mark: no snapshot yet"),
-        }
     }
 
     /// Symbolizes the return addresses of call sites and leaks once each.
@@ -839,139 +754,22 @@ impl App {
         Vec::new()
     }
 
+    /// Keys the global table does not take go to the pane on screen, with the shared state it
+    /// may touch.
     fn pane_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let mut context = Context {
+            qemu_running: matches!(self.qemu, QemuState::Running { .. }),
+            mode: &mut self.mode,
+            message: &mut self.message,
+            telemetry: &mut self.telemetry,
+        };
         match self.tab {
-            Tab::Console => self.console_key(key),
-            Tab::Panic => self.panic_key(key),
-            Tab::Memory => return self.memory_key(key),
-            Tab::Processes => self.processes_key(key),
-            Tab::Gdb => return self.gdb_key(key),
+            Tab::Console => self.console.handle_key(key, &mut context),
+            Tab::Panic => self.panic_pane.handle_key(key, &mut context),
+            Tab::Memory => self.memory.handle_key(key, &mut context),
+            Tab::Processes => self.processes.handle_key(key, &mut context),
+            Tab::Gdb => self.gdb.handle_key(key, &mut context),
         }
-        Vec::new()
-    }
-
-    fn console_key(&mut self, key: KeyEvent) {
-        let page = isize::try_from(self.console.size().0.saturating_sub(1).max(1)).unwrap_or(1);
-        match key.code {
-            KeyCode::Char('i') | KeyCode::Enter => {
-                if self.qemu_running() {
-                    self.mode = Mode::Typing;
-                    self.console.follow();
-                } else {
-                    self.set_message(Severity::Warning, "the guest is not running");
-                }
-            }
-            KeyCode::Char('/') => self.mode = Mode::Search(String::new()),
-            KeyCode::Char('n') => self.console.next_match(true),
-            KeyCode::Char('N') => self.console.next_match(false),
-            KeyCode::Up | KeyCode::Char('k') => self.console.scroll_by(1),
-            KeyCode::Down | KeyCode::Char('j') => self.console.scroll_by(-1),
-            KeyCode::PageUp => self.console.scroll_by(page),
-            KeyCode::PageDown => self.console.scroll_by(-page),
-            KeyCode::Home | KeyCode::Char('g') => self.console.scroll_to_top(),
-            KeyCode::End | KeyCode::Char('G') => self.console.follow(),
-            _ => {}
-        }
-    }
-
-    fn panic_key(&mut self, key: KeyEvent) {
-        let scroll = &mut self.panic_scroll;
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
-            KeyCode::PageUp => *scroll = scroll.saturating_sub(20),
-            KeyCode::PageDown => *scroll = scroll.saturating_add(20),
-            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
-            _ => {}
-        }
-    }
-
-    fn memory_key(&mut self, key: KeyEvent) -> Vec<Action> {
-        let leaks = self.telemetry.last.as_ref().map_or(0, |s| s.leaks.len());
-        let telemetry_live = self.qemu_running()
-            && matches!(
-                self.telemetry.status,
-                Some(TelemetryStatus::Live | TelemetryStatus::Stalled(_))
-            );
-        match key.code {
-            KeyCode::Char('m') | KeyCode::Char('l') if !telemetry_live => {
-                self.set_message(Severity::Warning, "telemetry is not live: nothing to ask");
-            }
-            KeyCode::Char('m') if self.telemetry.host_marks => self.take_host_mark(),
-            KeyCode::Char('m') => return vec![Action::Telemetry(TelemetryCommand::Mark)],
-            KeyCode::Char('l') => {
-                self.set_message(Severity::Info, "leak scan requested…");
-                return vec![Action::Telemetry(TelemetryCommand::Scan)];
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                self.telemetry.selected_leak = self.telemetry.selected_leak.saturating_sub(1);
-            }
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.telemetry.selected_leak =
-                    (self.telemetry.selected_leak + 1).min(leaks.saturating_sub(1));
-            }
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    fn processes_key(&mut self, key: KeyEvent) {
-        let count = self.telemetry.last.as_ref().map_or(0, |s| s.tasks.len());
-        let extra = crate::telemetry::extra_columns(&self.telemetry.extras).len();
-        let p = &mut self.processes;
-        match key.code {
-            KeyCode::Up | KeyCode::Char('k') => p.selected = p.selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => {
-                p.selected = (p.selected + 1).min(count.saturating_sub(1));
-            }
-            KeyCode::Home | KeyCode::Char('g') => p.selected = 0,
-            KeyCode::End | KeyCode::Char('G') => p.selected = count.saturating_sub(1),
-            KeyCode::Char('o') => {
-                p.sort = match p.sort {
-                    SortKey::Pid => SortKey::Ppid,
-                    SortKey::Ppid => SortKey::Name,
-                    SortKey::Name => SortKey::State,
-                    SortKey::State => SortKey::Cpu,
-                    SortKey::Cpu => SortKey::Memory,
-                    SortKey::Memory => SortKey::Virtual,
-                    SortKey::Virtual if extra > 0 => SortKey::Extra(0),
-                    SortKey::Extra(i) if i + 1 < extra => SortKey::Extra(i + 1),
-                    SortKey::Virtual | SortKey::Extra(_) => SortKey::Pid,
-                };
-            }
-            KeyCode::Char('r') => p.descending = !p.descending,
-            _ => {}
-        }
-    }
-
-    fn gdb_key(&mut self, key: KeyEvent) -> Vec<Action> {
-        match key.code {
-            KeyCode::Char('a') => match (&self.gdb.stub, &self.gdb.session) {
-                (GdbStub::None, _) => self.set_message(
-                    Severity::Warning,
-                    "no gdb stub in this session: restart with --kgdb or --gdb-qemu",
-                ),
-                (_, GdbSession::Attaching | GdbSession::Attached) => {
-                    self.set_message(Severity::Info, "gdb is already attached");
-                }
-                _ if !self.qemu_running() => {
-                    self.set_message(Severity::Warning, "the guest is not running");
-                }
-                _ => {
-                    self.gdb.session = GdbSession::Attaching;
-                    return vec![Action::GdbAttach];
-                }
-            },
-            KeyCode::Char(':') | KeyCode::Char('i') | KeyCode::Enter => {
-                if self.gdb.session == GdbSession::Attached {
-                    self.mode = Mode::GdbInput(String::new());
-                } else {
-                    self.set_message(Severity::Warning, "attach gdb first (a)");
-                }
-            }
-            _ => {}
-        }
-        Vec::new()
     }
 
     pub fn on_gdb_attached(&mut self, transcript: String) {
@@ -993,46 +791,14 @@ impl App {
         }
     }
 
-    /// New gdb output; stop reports in it mean the kernel is stopped, `Continuing.` running.
+    /// New gdb output (see `GdbView::on_output`).
     pub fn on_gdb_output(&mut self, new: &str) {
-        let stop_words = ["received signal", "Breakpoint ", "stopped", "Watchpoint "];
-        let lines: Vec<&str> = new.lines().collect();
-        let last_stop = lines
-            .iter()
-            .rposition(|l| stop_words.iter().any(|w| l.contains(w)));
-        let last_continue = lines.iter().rposition(|l| l.contains("Continuing."));
-        match (last_stop, last_continue) {
-            (Some(stop), Some(cont)) => self.gdb.stopped = Some(stop > cont),
-            (Some(_), None) => self.gdb.stopped = Some(true),
-            (None, Some(_)) => self.gdb.stopped = Some(false),
-            (None, None) => {}
-        }
-        self.gdb.transcript.push_str(new);
-        self.gdb.transcript = crate::gdb::tail(&self.gdb.transcript);
+        self.gdb.on_output(new);
     }
 
     /// The gdb command line to paste into another terminal, for the session's stub.
     pub fn gdb_command(&self) -> Option<String> {
-        let target = match self.gdb.stub {
-            GdbStub::None => return None,
-            GdbStub::Kgdb { port, .. } | GdbStub::Qemu { port } => format!(":{port}"),
-        };
-        let elf = self.info.kernel.as_ref().map_or_else(
-            || "KERNEL_ELF".to_string(),
-            |p| shell_word(&p.display().to_string()),
-        );
-        let mut command =
-            format!("gdb {elf} -ex 'set remotetimeout 10' -ex 'target remote {target}'");
-        if let Some(root) = &self.info.workspace {
-            let script = root.join("scripts/gdb/cadenza.py");
-            if script.is_file() {
-                command.push_str(&format!(
-                    " -ex 'source {}'",
-                    script.display().to_string().replace('\'', r"'\''")
-                ));
-            }
-        }
-        Some(command)
+        self.gdb.command(&self.info)
     }
 
     /// Running / stopped / not running, with the reason, for the status line and GDB pane.
@@ -1058,7 +824,6 @@ impl App {
         }
     }
 
-    /// Tasks of the last snapshot in the chosen order.
     /// The process whose memory map and kernel stack the processes pane shows, if it is on
     /// screen.
     pub fn detail_focus(&self) -> Option<u32> {
@@ -1070,41 +835,12 @@ impl App {
         tasks.get(selected).map(|task| task.pid)
     }
 
+    /// Tasks of the last snapshot in the processes pane's order.
     pub fn sorted_tasks(&self) -> Vec<&cadenza_qemu::telemetry::Task> {
-        let Some(snapshot) = &self.telemetry.last else {
-            return Vec::new();
-        };
-        let columns = crate::telemetry::extra_columns(&self.telemetry.extras);
-        let extra = |pid: u32, i: usize| -> Option<&str> {
-            let name = columns.get(i)?;
-            self.telemetry
-                .extras
-                .get(&pid)?
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let mut tasks: Vec<_> = snapshot.tasks.iter().collect();
-        tasks.sort_by(|a, b| {
-            let order = match self.processes.sort {
-                SortKey::Pid => a.pid.cmp(&b.pid),
-                SortKey::Ppid => a.ppid.cmp(&b.ppid),
-                SortKey::Name => a.comm.cmp(&b.comm),
-                SortKey::State => a.state.cmp(&b.state),
-                SortKey::Cpu => a.cpu_ms.cmp(&b.cpu_ms),
-                SortKey::Memory => a.rss_kib.cmp(&b.rss_kib),
-                SortKey::Virtual => a
-                    .memory
-                    .map(|m| m.vsz_kib)
-                    .cmp(&b.memory.map(|m| m.vsz_kib)),
-                SortKey::Extra(i) => compare_values(extra(a.pid, i), extra(b.pid, i)),
-            };
-            order.then(a.pid.cmp(&b.pid))
-        });
-        if self.processes.descending {
-            tasks.reverse();
+        match &self.telemetry.last {
+            Some(snapshot) => self.processes.sorted(&snapshot.tasks),
+            None => Vec::new(),
         }
-        tasks
     }
 }
 
@@ -1113,21 +849,6 @@ pub fn describe_exit(exit: GuestExit) -> String {
     match exit {
         GuestExit::Panic => "the kernel panicked (see the Panic pane)".into(),
         other => other.to_string(),
-    }
-}
-
-/// Numbers (decimal or 0x-hex) compare as numbers, anything else as text; missing sorts first.
-fn compare_values(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
-    let number = |s: &str| match s.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse::<u64>().ok(),
-    };
-    match (a, b) {
-        (Some(a), Some(b)) => match (number(a), number(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => a.cmp(b),
-        },
-        (a, b) => a.is_some().cmp(&b.is_some()),
     }
 }
 
@@ -1140,17 +861,6 @@ fn strip_stamp(line: &str) -> &str {
         return after;
     }
     line
-}
-
-fn shell_word(word: &str) -> String {
-    if word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
@@ -1334,11 +1044,18 @@ mod tests {
                     vsz_kib,
                     ..Default::default()
                 }),
+                extra: vec![(
+                    "cpu".into(),
+                    match pid {
+                        1 => "0x10",
+                        2 => "9",
+                        _ => "100",
+                    }
+                    .into(),
+                )],
             });
         }
         app.telemetry.last = Some(snapshot);
-        app.telemetry.extras =
-            extra_task_fields("task pid=1 cpu=0x10\ntask pid=2 cpu=9\ntask pid=3 cpu=100\n");
         let pids = |app: &App| app.sorted_tasks().iter().map(|t| t.pid).collect::<Vec<_>>();
         assert_eq!(pids(&app), [1, 2, 3]);
         app.tab = Tab::Processes;
@@ -1361,5 +1078,37 @@ mod tests {
         assert_eq!(pids(&app), [2, 1, 3], "numbers compare as numbers");
         app.handle_key(key(KeyCode::Char('r')));
         assert_eq!(pids(&app), [3, 1, 2]);
+    }
+
+    #[test]
+    fn extra_task_fields_come_from_the_decoded_snapshot_not_the_raw_text() {
+        let mut app = running();
+        app.tab = Tab::Processes;
+        let text = "telemetry-begin version=1 seq=1\n\
+uptime ns=1 jiffies=0 hz=100\n\
+frames total=1 free=1 used=0 kernel=0 heap=0 heap_meta=0 tracker=0\n\
+heap objects=0 bytes=0 footprint=0 free_bytes=0 internal_frag=0 external_frag=0 allocs=0 frees=0 failed=0 large_objects=0 large_frames=0 large_bytes=0\n\
+classes count=0\n\
+tracker state=on objects=0 peak=0 capacity=1 bytes=0 sites=0 site_capacity=1 overhead=0 seq=0 mark=0 scans=0 unreferenced=0 untracked=0 allocs=0 frees=0\n\
+sites count=0\n\
+leaks count=0 total=0\n\
+tasks count=2 total=2\n\
+task pid=1 ppid=0 state=S comm=\"init\" nr_threads=1\n\
+task pid=2 ppid=1 state=R comm=\"sh\" nr_threads=3\n\
+telemetry-end seq=1 records=10\n";
+        let snapshot = Snapshot::parse(text).expect("parses");
+        // The worker's raw text is only kept for saved reports: the columns must not need it.
+        app.on_telemetry(TelemetryEvent::Snapshot {
+            snapshot: Box::new(snapshot),
+            raw: String::new(),
+            answered: Answered::Poll,
+        });
+        for _ in 0..7 {
+            app.handle_key(key(KeyCode::Char('o')));
+        }
+        assert_eq!(app.processes.sort, SortKey::Extra(0));
+        app.handle_key(key(KeyCode::Char('r')));
+        let pids: Vec<u32> = app.sorted_tasks().iter().map(|t| t.pid).collect();
+        assert_eq!(pids, [2, 1], "by nr_threads, descending");
     }
 }

@@ -13,18 +13,18 @@
 //!   wired to the UART). The worker asks anyway — a kernel that learns it answers with a
 //!   snapshot — and when the kernel refuses, the TUI keeps the mark itself: a baseline snapshot
 //!   that the memory pane diffs against (`MarkBaseline`).
-//! - **extra task fields**: the parser drops fields it does not know, but the process code is
-//!   growing `task` records. `extra_task_fields` reads the raw snapshot text for any field past
-//!   `pid ppid state comm`, so the processes pane shows new figures without a TUI change.
+//!
+//! Fields a newer kernel adds to `task` records need no adapter: the decoder keeps them
+//! (`Task::extra`), and `extra_columns` turns them into the processes pane's columns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use cadenza_qemu::telemetry::{ClientError, ERROR, ParseError, Snapshot, TelemetryClient};
+use cadenza_qemu::telemetry::{ClientError, ERROR, ParseError, Snapshot, Task, TelemetryClient};
 
 /// How often the worker asks for a snapshot (the issue asks for at least 2 per second).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(400);
@@ -252,103 +252,14 @@ fn signed_diff(now: u64, then: u64) -> i64 {
     i64::try_from(diff).unwrap_or(if diff < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// Fields of `task` records beyond the four the parser knows, by pid, in record order.
-pub fn extra_task_fields(raw: &str) -> HashMap<u32, Vec<(String, String)>> {
-    const KNOWN: [&str; 11] = [
-        "pid",
-        "ppid",
-        "state",
-        "comm",
-        "cpu_ms",
-        "rss_kib",
-        "vsz_kib",
-        "image_kib",
-        "heap_kib",
-        "stack_kib",
-        "anon_kib",
-    ];
-    let mut out = HashMap::new();
-    for line in raw.lines() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let Some(rest) = line.strip_prefix("task ") else {
-            continue;
-        };
-        let fields = split_fields(rest);
-        let Some(pid) = fields
-            .iter()
-            .find(|(k, _)| k == "pid")
-            .and_then(|(_, v)| v.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let extra: Vec<(String, String)> = fields
-            .into_iter()
-            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
-            .collect();
-        if !extra.is_empty() {
-            out.insert(pid, extra);
-        }
-    }
-    out
-}
-
-/// `key=value key="quoted \"value\""` into pairs (escapes kept simple: `\"`, `\\`, `\n`, `\xNN`).
-fn split_fields(text: &str) -> Vec<(String, String)> {
-    let mut fields = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => break,
-                    '\\' => match chars.next() {
-                        Some('n') => value.push('\n'),
-                        Some('x') => {
-                            let hex: String = chars.by_ref().take(2).collect();
-                            if let Some(c) =
-                                u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
-                            {
-                                value.push(c);
-                            }
-                        }
-                        Some(other) => value.push(other),
-                        None => break,
-                    },
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ' ' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        fields.push((key, value));
-    }
-    fields
-}
-
-/// The union of extra task field names, in first-seen order (the processes pane's columns).
-pub fn extra_columns(extras: &HashMap<u32, Vec<(String, String)>>) -> Vec<String> {
-    let mut order: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for (pid, fields) in extras {
-        order.insert(*pid, fields.iter().map(|(k, _)| k.clone()).collect());
-    }
+/// The union of the tasks' extra field names (`Task::extra`: fields a newer kernel adds), in
+/// first-seen order by pid (the processes pane's columns).
+pub fn extra_columns(tasks: &[Task]) -> Vec<String> {
+    let mut by_pid: Vec<&Task> = tasks.iter().filter(|t| !t.extra.is_empty()).collect();
+    by_pid.sort_by_key(|t| t.pid);
     let mut columns: Vec<String> = Vec::new();
-    for names in order.values() {
-        for name in names {
+    for task in by_pid {
+        for (name, _) in &task.extra {
             if !columns.contains(name) {
                 columns.push(name.clone());
             }
@@ -362,22 +273,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_fields_the_parser_does_not_know() {
-        let raw = "telemetry-begin version=1 seq=1\n\
-                   task pid=1 ppid=0 state=S comm=\"init\" cpu_ns=1200 rss=0x3000\n\
-                   task pid=2 ppid=1 state=R comm=\"a \\\"b\\\"\"\n\
-                   task pid=3 ppid=1 state=Z comm=\"z\" note=\"two words\"\n";
-        let extras = extra_task_fields(raw);
-        assert_eq!(
-            extras[&1],
-            [
-                ("cpu_ns".to_string(), "1200".to_string()),
-                ("rss".to_string(), "0x3000".to_string())
-            ]
-        );
-        assert!(!extras.contains_key(&2));
-        assert_eq!(extras[&3], [("note".to_string(), "two words".to_string())]);
-        assert_eq!(extra_columns(&extras), ["cpu_ns", "rss", "note"]);
+    fn extra_task_fields_become_columns_in_pid_order() {
+        let task = |pid: u32, extra: &[(&str, &str)]| Task {
+            pid,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Task::default()
+        };
+        let tasks = [
+            task(3, &[("note", "two words")]),
+            task(2, &[]),
+            task(1, &[("cpu_ns", "1200"), ("rss", "0x3000")]),
+        ];
+        assert_eq!(extra_columns(&tasks), ["cpu_ns", "rss", "note"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The table cannot come from the link that produces it, so the kernel reserves a fixed-size
 //! `.kallsyms` section holding only a header, and the host fills it in after linking
-//! (`symbols::kallsyms::embed`, run by every `cadenza-qemu` build; blob format documented there).
+//! (`symbols::kallsyms::embed`, run by every `cadenza-qemu` build). The blob's layout and its
+//! reader are `cadenza_abi::kallsyms`, shared with that builder.
 //! Because the section's size never changes, no code address depends on its contents. A kernel
 //! linked by plain `cargo build` keeps the empty template and prints raw addresses only.
 //!
@@ -12,11 +13,10 @@
 use core::cell::UnsafeCell;
 use core::fmt;
 
+use cadenza_abi::kallsyms::{Table, template};
+
 /// Bytes reserved for the table (entries plus names).
 pub const KALLSYMS_CAPACITY: usize = 512 * 1024;
-const MAGIC: &[u8; 8] = b"CDZKSYM1";
-const HEADER_LEN: usize = 16;
-const ENTRY_LEN: usize = 16;
 
 /// Written by the host after linking, never by the kernel: an `UnsafeCell` so that the compiler
 /// does not assume the bytes are still the template's.
@@ -25,16 +25,6 @@ struct Blob(UnsafeCell<[u8; KALLSYMS_CAPACITY]>);
 
 // SAFETY: the kernel only ever reads the blob.
 unsafe impl Sync for Blob {}
-
-const fn template() -> [u8; KALLSYMS_CAPACITY] {
-    let mut bytes = [0u8; KALLSYMS_CAPACITY];
-    let mut i = 0;
-    while i < MAGIC.len() {
-        bytes[i] = MAGIC[i];
-        i += 1;
-    }
-    bytes
-}
 
 #[used]
 // SAFETY: `.kallsyms` is a section of its own that the linker script keeps in the read-only image.
@@ -46,99 +36,27 @@ fn blob() -> &'static [u8] {
     unsafe { &*KALLSYMS.0.get() }
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// The validated table.
-struct Table {
-    entries: &'static [u8],
-    names: &'static [u8],
-    count: usize,
-}
-
-fn table() -> Option<Table> {
-    let blob = blob();
-    if blob.get(..8)? != MAGIC {
-        return None;
-    }
-    let count = u32_at(blob, 8)? as usize;
-    let names_len = u32_at(blob, 12)? as usize;
-    let entries_end = HEADER_LEN.checked_add(count.checked_mul(ENTRY_LEN)?)?;
-    let names_end = entries_end.checked_add(names_len)?;
-    Some(Table {
-        entries: blob.get(HEADER_LEN..entries_end)?,
-        names: blob.get(entries_end..names_end)?,
-        count,
-    })
-}
-
-impl Table {
-    /// (address, size, name) of entry `index`.
-    fn entry(&self, index: usize) -> Option<(u64, u64, &'static str)> {
-        let at = index * ENTRY_LEN;
-        let address = u64_at(self.entries, at)?;
-        let size = u64::from(u32_at(self.entries, at + 8)?);
-        let offset = u32_at(self.entries, at + 12)? as usize;
-        let len = *self.names.get(offset)? as usize;
-        let name = self.names.get(offset + 1..offset + 1 + len)?;
-        Some((address, size, core::str::from_utf8(name).ok()?))
-    }
-
-    fn address(&self, index: usize) -> u64 {
-        u64_at(self.entries, index * ENTRY_LEN).unwrap_or(u64::MAX)
-    }
+/// The validated table (`None` if the blob is damaged).
+fn table() -> Option<Table<'static>> {
+    Table::parse(blob()).ok()
 }
 
 /// A function found in the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Symbol {
-    pub name: &'static str,
-    pub address: u64,
-    pub size: u64,
-}
+pub type Symbol = cadenza_abi::kallsyms::Symbol<'static>;
 
 /// The function containing `address`.
 pub fn lookup(address: u64) -> Option<Symbol> {
-    let table = table()?;
-    // Entries are sorted by address: find the last one starting at or below `address`.
-    let (mut low, mut high) = (0, table.count);
-    while low < high {
-        let mid = low + (high - low) / 2;
-        if table.address(mid) <= address {
-            low = mid + 1;
-        } else {
-            high = mid;
-        }
-    }
-    let (start, size, name) = table.entry(low.checked_sub(1)?)?;
-    (address - start < size).then_some(Symbol {
-        name,
-        address: start,
-        size,
-    })
+    table()?.lookup(address)
 }
 
 /// A function by exact (demangled, hash-free) name.
 pub fn find(name: &str) -> Option<Symbol> {
-    let table = table()?;
-    (0..table.count)
-        .filter_map(|i| table.entry(i))
-        .find(|&(_, _, n)| n == name)
-        .map(|(address, size, name)| Symbol {
-            name,
-            address,
-            size,
-        })
+    table()?.find(name)
 }
 
 /// Number of functions in the embedded table (0 for a kernel linked without `embed`).
 pub fn count() -> usize {
-    table().map_or(0, |t| t.count)
+    table().map_or(0, |t| t.len())
 }
 
 /// Formats an address as Linux does in backtraces: `name+0xoff/0xsize`, or `?`.

@@ -3,8 +3,8 @@
 //! `telemetry=ttyS2` claims that UART (`serial::claim`). The host writes one request per line —
 //! `snapshot`, `scan` to run a leak scan first, or `detail PID` to add one process's memory map
 //! and kernel stack — and the kernel answers with one snapshot in
-//! the versioned text format documented in docs/telemetry.md and parsed by
-//! `cadenza_qemu::telemetry`. Requests are served in the UART's interrupt handler with
+//! the versioned text format documented in docs/telemetry.md, whose encoder, decoder and request
+//! grammar are `cadenza_abi::telemetry` (shared with the host's `cadenza_qemu::telemetry`). Requests are served in the UART's interrupt handler with
 //! interrupts masked, so the snapshot is consistent (nothing can run in the middle of it); it is
 //! formatted straight to the port through a small buffer (`write_polled`), with no heap
 //! allocation, so that the telemetry never shows up in — or disturbs — the heap it reports on.
@@ -18,7 +18,8 @@ use crate::boot::Cmdline;
 use crate::drivers::serial;
 use crate::kprintln;
 use crate::sync::IrqSpinLock;
-pub use snapshot::{VERSION, write_snapshot};
+use cadenza_abi::telemetry::{Announcement, MAX_REQUEST_LEN, Request, write_error};
+pub use snapshot::write_snapshot;
 
 const NO_PORT: usize = usize::MAX;
 static PORT: AtomicUsize = AtomicUsize::new(NO_PORT);
@@ -31,13 +32,13 @@ pub fn next_sequence() -> u64 {
 
 /// The request being received.
 struct Line {
-    bytes: [u8; 64],
+    bytes: [u8; MAX_REQUEST_LEN],
     len: usize,
     overflowed: bool,
 }
 
 static LINE: IrqSpinLock<Line> = IrqSpinLock::new(Line {
-    bytes: [0; 64],
+    bytes: [0; MAX_REQUEST_LEN],
     len: 0,
     overflowed: false,
 });
@@ -57,9 +58,7 @@ pub fn init(cmdline: &Cmdline) {
     match serial::claim(index, on_byte) {
         Ok(()) => {
             PORT.store(index, Ordering::Release);
-            kprintln!(
-                "telemetry: snapshots (format v{VERSION}) on ttyS{index}; requests: snapshot, scan, detail PID"
-            );
+            kprintln!("{}", Announcement { port: index });
         }
         Err(error) => kprintln!("telemetry: cannot use ttyS{index}: {error}; telemetry off"),
     }
@@ -100,29 +99,17 @@ fn answer(request: &str, overflowed: bool, out: &mut dyn Write) {
     if request.is_empty() && !overflowed {
         return;
     }
-    let _ = match request {
-        _ if overflowed => error_line(out, "request line too long"),
-        "snapshot" => write_snapshot(out, next_sequence(), None),
-        "scan" => {
+    let _ = match Request::parse(request) {
+        _ if overflowed => write_error(out, "request line too long"),
+        Some(Request::Snapshot) => write_snapshot(out, next_sequence(), None),
+        Some(Request::Scan) => {
             // A tracker that is off still gets its snapshot, which says why it is off.
             let _ = crate::mm::leak::scan();
             write_snapshot(out, next_sequence(), None)
         }
-        _ => match request
-            .strip_prefix("detail ")
-            .and_then(|pid| pid.trim().parse().ok())
-        {
-            Some(pid) => write_snapshot(out, next_sequence(), Some(pid)),
-            None => error_line(out, "unknown request; use snapshot, scan or detail PID"),
-        },
+        Some(Request::Detail(pid)) => write_snapshot(out, next_sequence(), Some(pid)),
+        None => write_error(out, "unknown request; use snapshot, scan or detail PID"),
     };
-}
-
-fn error_line(out: &mut dyn Write, message: &str) -> fmt::Result {
-    writeln!(
-        out,
-        "telemetry-error version={VERSION} message=\"{message}\""
-    )
 }
 
 /// Formats into a small buffer and writes it to the UART by polling.

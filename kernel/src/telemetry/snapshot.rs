@@ -1,11 +1,17 @@
-//! The snapshot writer: format v1 of docs/telemetry.md.
+//! The snapshot writer: gathers the kernel's figures and hands them to the format's encoder.
 //!
-//! One record per line, `kind key=value ...`, between `telemetry-begin` and `telemetry-end`
-//! lines that carry the version and the sequence number; strings are double-quoted with `\"`,
-//! `\\` and `\xNN` escapes. Every figure is gathered before the first byte is written (the
-//! writer may be slow or may allocate), and nothing here allocates.
+//! The format itself — record kinds, field names and order, quoting, the markers and the record
+//! count — is `cadenza_abi::telemetry` (docs/telemetry.md), the same code the host decodes with
+//! and round-trip tests check. This file only says where each figure comes from. Every figure is
+//! gathered before the first byte is written (the writer may be slow or may allocate), and
+//! nothing here allocates.
 
-use core::fmt::{self, Write};
+use core::fmt::{self, Display, Write};
+
+use cadenza_abi::telemetry::{
+    DetailRecord, FrameWriter, Frames, Heap, LeakRecord, MapRecord, Place, Scan, SiteRecord,
+    SizeClass, SnapshotWriter, StackFrames, TaskMemory, TaskRecord, TrackerRecord, Uptime,
+};
 
 use crate::arch::x86_64::lapic;
 use crate::debug::kallsyms::{self, Symbolic};
@@ -15,7 +21,6 @@ use crate::mm::{PAGE_SIZE, frame_allocator};
 use crate::task::Pid;
 use crate::task::info::ProcessInfo;
 
-pub const VERSION: u32 = 1;
 /// Call sites listed, by live bytes.
 const TOP_SITES: usize = 10;
 /// Unreferenced objects listed (the `leaks` record's `total` says how many there are).
@@ -23,55 +28,22 @@ const MAX_LEAKS: usize = 16;
 /// Processes listed (the `tasks` record's `total` says how many there are).
 const MAX_TASKS: usize = 64;
 
-/// Counts the lines written through it.
-struct Counting<'a> {
-    out: &'a mut dyn Write,
-    lines: u64,
-}
+/// A stack of raw return addresses, named from kallsyms as the encoder writes them
+/// (`?` without a symbol).
+struct KernelStack<'a>(&'a [u64]);
 
-impl Write for Counting<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.lines += s.bytes().filter(|&b| b == b'\n').count() as u64;
-        self.out.write_str(s)
-    }
-}
-
-/// Escapes the inside of a quoted value.
-struct Escaped<'a>(&'a mut dyn Write);
-
-impl Write for Escaped<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            match c {
-                '"' => self.0.write_str("\\\"")?,
-                '\\' => self.0.write_str("\\\\")?,
-                c if c.is_control() => write!(self.0, "\\x{:02x}", c as u32)?,
-                c => self.0.write_char(c)?,
-            }
+impl StackFrames for KernelStack<'_> {
+    fn write_frames(&self, out: &mut FrameWriter<'_>) -> fmt::Result {
+        for &address in self.0 {
+            let symbol = Symbolic {
+                address,
+                return_address: true,
+            };
+            let known = kallsyms::lookup(address.wrapping_sub(1)).is_some();
+            out.frame(address, known.then_some(&symbol as &dyn Display))?;
         }
         Ok(())
     }
-}
-
-/// ` ret0=0x… sym0="kernel::foo+0x1/0x2" ret1=…` (`sym` is `?` without a symbol).
-fn write_frames(out: &mut dyn Write, frames: &[u64]) -> fmt::Result {
-    for (i, &address) in frames.iter().enumerate() {
-        write!(out, " ret{i}={address:#x} sym{i}=\"")?;
-        if kallsyms::lookup(address.wrapping_sub(1)).is_some() {
-            write!(
-                Escaped(out),
-                "{}",
-                Symbolic {
-                    address,
-                    return_address: true
-                }
-            )?;
-        } else {
-            out.write_str("?")?;
-        }
-        out.write_str("\"")?;
-    }
-    Ok(())
 }
 
 /// Writes one snapshot with sequence number `seq`; with `detail`, that process's memory map and
@@ -107,166 +79,150 @@ pub fn write_snapshot(out: &mut dyn Write, seq: u64, detail: Option<Pid>) -> fmt
         }
     });
 
-    writeln!(out, "telemetry-begin version={VERSION} seq={seq}")?;
-    let mut w = Counting { out, lines: 0 };
-    writeln!(
-        w,
-        "uptime ns={uptime_ns} jiffies={jiffies} hz={}",
-        lapic::TICK_HZ
-    )?;
-    let tracker_frames = tracker.map_or(0, |t| t.overhead_bytes) / PAGE_SIZE;
-    writeln!(
-        w,
-        "frames total={} free={} used={} kernel={} heap={} heap_meta={} tracker={}",
-        frames.total,
-        frames.free,
-        frames.used(),
-        frames.kernel,
-        heap.footprint() / PAGE_SIZE,
-        heap::frame_meta_bytes() / PAGE_SIZE,
-        tracker_frames
-    )?;
-    writeln!(
-        w,
-        "heap objects={} bytes={} footprint={} free_bytes={} internal_frag={} external_frag={external} allocs={} frees={} failed={} large_objects={} large_frames={} large_bytes={}",
-        heap.live_allocations,
-        heap.live_bytes,
-        heap.footprint(),
-        heap.free_block_bytes(),
-        heap.internal_fragmentation(),
-        heap.total_allocations,
-        heap.total_frees,
-        heap.failed_allocations,
-        heap.large_allocations,
-        heap.large_frames,
-        heap.large_requested_bytes
-    )?;
-    writeln!(w, "classes count={}", heap.classes.len())?;
+    let mut w = SnapshotWriter::begin(out, seq)?;
+    w.uptime(&Uptime {
+        ns: uptime_ns,
+        jiffies,
+        hz: lapic::TICK_HZ,
+    })?;
+    let page = PAGE_SIZE as u64;
+    let tracker_frames = tracker.map_or(0, |t| t.overhead_bytes as u64) / page;
+    w.frames(&Frames {
+        total: frames.total,
+        free: frames.free,
+        used: frames.used(),
+        kernel: frames.kernel,
+        heap: heap.footprint() as u64 / page,
+        heap_meta: heap::frame_meta_bytes() as u64 / page,
+        tracker: tracker_frames,
+    })?;
+    w.heap(&Heap {
+        objects: heap.live_allocations as u64,
+        bytes: heap.live_bytes as u64,
+        footprint: heap.footprint() as u64,
+        free_bytes: heap.free_block_bytes() as u64,
+        internal_frag: heap.internal_fragmentation() as u64,
+        external_frag: external as u64,
+        allocs: heap.total_allocations,
+        frees: heap.total_frees,
+        failed: heap.failed_allocations,
+        large_objects: heap.large_allocations as u64,
+        large_frames: heap.large_frames as u64,
+        large_bytes: heap.large_requested_bytes as u64,
+    })?;
+    w.classes(heap.classes.len())?;
     for (class, f) in heap.classes.iter().zip(frag) {
-        writeln!(
-            w,
-            "class size={} frames={} live={} free={} requested={} partial_frames={} partial_free={} empty_frames={} full_frames={}",
-            class.block_size,
-            class.frames,
-            class.live_blocks,
-            class.free_blocks(),
-            class.requested_bytes,
-            f.partial_frames,
-            f.partial_free_blocks,
-            f.empty_frames,
-            f.full_frames
-        )?;
+        w.class(&SizeClass {
+            size: class.block_size as u64,
+            frames: class.frames as u64,
+            live: class.live_blocks as u64,
+            free: class.free_blocks() as u64,
+            requested: class.requested_bytes as u64,
+            partial_frames: f.partial_frames as u64,
+            partial_free: f.partial_free_blocks as u64,
+            empty_frames: f.empty_frames as u64,
+            full_frames: f.full_frames as u64,
+        })?;
     }
 
+    let capacity = leak::OBJECT_CAPACITY as u64;
+    let site_capacity = leak::SITE_LIMIT as u64;
     match tracker {
         Some(t) => {
-            write!(w, "tracker state={}", t.state.name())?;
-            if let Some(reason) = t.state.reason() {
-                write!(w, " reason={reason}")?;
-            }
-            writeln!(
-                w,
-                " objects={} peak={} capacity={} bytes={} sites={} site_capacity={} overhead={} seq={} mark={} scans={} unreferenced={} untracked={} allocs={} frees={}",
-                t.objects,
-                t.peak,
-                leak::OBJECT_CAPACITY,
-                t.live_bytes,
-                t.sites,
-                leak::SITE_LIMIT,
-                t.overhead_bytes,
-                t.seq,
-                t.mark,
-                t.scans,
-                t.unreferenced,
-                t.untracked,
-                t.allocs,
-                t.frees
-            )?;
+            w.tracker(&TrackerRecord {
+                state: t.state.name(),
+                reason: t.state.reason(),
+                objects: t.objects as u64,
+                peak: t.peak as u64,
+                capacity,
+                bytes: t.live_bytes,
+                sites: t.sites as u64,
+                site_capacity,
+                overhead: t.overhead_bytes as u64,
+                seq: t.seq,
+                mark: t.mark,
+                scans: t.scans,
+                unreferenced: t.unreferenced as u64,
+                untracked: t.untracked as u64,
+                allocs: t.allocs,
+                frees: t.frees,
+            })?;
             if let Some(scan) = t.last_scan {
-                writeln!(
-                    w,
-                    "scan at_ns={} objects={} unreferenced={} new={} root_bytes={} object_bytes={} duration_ns={}",
-                    scan.at_ns,
-                    scan.objects,
-                    scan.unreferenced,
-                    scan.new,
-                    scan.root_bytes,
-                    scan.object_bytes,
-                    scan.duration_ns
-                )?;
+                w.scan(&Scan {
+                    at_ns: scan.at_ns,
+                    objects: scan.objects as u64,
+                    unreferenced: scan.unreferenced as u64,
+                    new: scan.new as u64,
+                    root_bytes: scan.root_bytes,
+                    object_bytes: scan.object_bytes,
+                    duration_ns: scan.duration_ns,
+                })?;
             }
         }
-        None => writeln!(
-            w,
-            "tracker state=off reason=busy objects=0 peak=0 capacity={} bytes=0 sites=0 site_capacity={} overhead=0 seq=0 mark=0 scans=0 unreferenced=0 untracked=0 allocs=0 frees=0",
-            leak::OBJECT_CAPACITY,
-            leak::SITE_LIMIT
-        )?,
+        None => w.tracker(&TrackerRecord {
+            state: "off",
+            reason: Some("busy"),
+            capacity,
+            site_capacity,
+            ..TrackerRecord::default()
+        })?,
     }
 
-    writeln!(w, "sites count={site_count}")?;
+    w.sites(site_count)?;
     for site in &sites[..site_count] {
-        write!(
-            w,
-            "site id={} objects={} bytes={} allocs={}",
-            site.id, site.live_count, site.live_bytes, site.allocs
-        )?;
-        write_frames(&mut w, site.caller())?;
-        writeln!(w)?;
+        w.site(&SiteRecord {
+            id: site.id,
+            objects: site.live_count as u64,
+            bytes: site.live_bytes,
+            allocs: site.allocs,
+            frames: &KernelStack(site.caller()),
+        })?;
     }
 
     let total = tracker.map_or(0, |t| t.unreferenced).max(leak_count);
-    writeln!(w, "leaks count={leak_count} total={total}")?;
+    w.leaks(leak_count, total as u64)?;
     let now = jiffies as u32;
     for info in &leaks[..leak_count] {
         let age_ms = u64::from(now.wrapping_sub(info.jiffies)) * 1000 / lapic::TICK_HZ;
-        write!(
-            w,
-            "leak addr={:#x} size={} seq={} pid={} comm=\"",
-            info.addr, info.size, info.seq, info.pid
-        )?;
-        Escaped(&mut w).write_str(leak::task_comm(info.pid).as_str())?;
-        write!(
-            w,
-            "\" jiffies={} age_ms={age_ms} site={}",
-            info.jiffies, info.site
-        )?;
-        write_frames(&mut w, info.caller())?;
-        writeln!(w)?;
+        w.leak(&LeakRecord {
+            address: info.addr,
+            size: info.size,
+            seq: info.seq,
+            pid: info.pid,
+            comm: leak::task_comm(info.pid).as_str(),
+            jiffies: u64::from(info.jiffies),
+            age_ms,
+            site: info.site,
+            frames: &KernelStack(info.caller()),
+        })?;
     }
 
-    writeln!(w, "tasks count={task_count} total={task_total}")?;
+    w.tasks(task_count, task_total)?;
     for task in tasks[..task_count].iter().flatten() {
-        write!(
-            w,
-            "task pid={} ppid={} state={} comm=\"",
-            task.pid,
-            task.ppid,
-            task.state.letter()
-        )?;
-        Escaped(&mut w).write_str(task.comm.as_str())?;
-        write!(w, "\" cpu_ms={}", task.cpu_ns / 1_000_000)?;
-        if let Some(memory) = task.memory {
-            let kib = |bytes: u64| bytes / 1024;
-            write!(
-                w,
-                " rss_kib={} vsz_kib={} image_kib={} heap_kib={} stack_kib={} anon_kib={}",
-                kib(memory.total().resident),
-                kib(memory.total().size),
+        let mut letter = [0u8; 4];
+        let kib = |bytes: u64| bytes / 1024;
+        w.task(&TaskRecord {
+            pid: task.pid,
+            ppid: task.ppid,
+            state: task.state.letter().encode_utf8(&mut letter),
+            comm: task.comm.as_str(),
+            cpu_ms: Some(task.cpu_ns / 1_000_000),
+            rss_kib: task.memory.map(|m| kib(m.total().resident)),
+            memory: task.memory.map(|m| TaskMemory {
+                vsz_kib: kib(m.total().size),
                 // Program text and shared libraries together (the protocol has no file field).
-                kib(memory.image.resident + memory.file.resident),
-                kib(memory.heap.resident),
-                kib(memory.stack.resident),
-                kib(memory.anonymous.resident)
-            )?;
-        }
-        writeln!(w)?;
+                image_kib: kib(m.image.resident + m.file.resident),
+                heap_kib: kib(m.heap.resident),
+                stack_kib: kib(m.stack.resident),
+                anon_kib: kib(m.anonymous.resident),
+            }),
+            extra: &[],
+        })?;
     }
     if let Some(pid) = detail {
         write_detail(&mut w, pid)?;
     }
-    let records = w.lines;
-    writeln!(out, "telemetry-end seq={seq} records={records}")
+    w.end()
 }
 
 /// Regions listed in a `detail` answer.
@@ -275,9 +231,15 @@ const MAX_MAPS: usize = 64;
 /// `detail pid state where maps [ret0 sym0 ...]` then `maps` `map` records: one process's
 /// memory map and where it is in the kernel (its saved context's backtrace when it is not the
 /// one running). Reads only what it can without waiting for a lock.
-fn write_detail(w: &mut dyn Write, pid: Pid) -> fmt::Result {
+fn write_detail(w: &mut SnapshotWriter<'_>, pid: Pid) -> fmt::Result {
     let Some(info) = crate::task::info::get(pid) else {
-        return writeln!(w, "detail pid={pid} state=gone where=gone maps=0");
+        return w.detail(&DetailRecord {
+            pid,
+            state: "gone",
+            place: Place::Gone,
+            maps: 0,
+            frames: &(),
+        });
     };
     let resources = crate::task::info::resources(pid);
     let space = resources.as_ref().and_then(|r| r.space.try_lock());
@@ -286,31 +248,36 @@ fn write_detail(w: &mut dyn Write, pid: Pid) -> fmt::Result {
         .map_or(0, |s| s.regions().len().min(MAX_MAPS));
     let stack = crate::task::info::kernel_backtrace(pid);
     let place = match (&stack, crate::task::current_pid()) {
-        (Some(_), _) => "sleeping",
-        (None, Some(current)) if current == pid => "running",
-        _ => "unknown",
+        (Some(_), _) => Place::Sleeping,
+        (None, Some(current)) if current == pid => Place::Running,
+        _ => Place::Unknown,
     };
-    write!(
-        w,
-        "detail pid={pid} state={} where={place} maps={maps}",
-        info.state.letter()
-    )?;
-    if let Some(stack) = &stack {
-        write_frames(w, stack.frames())?;
-    }
-    writeln!(w)?;
+    let mut letter = [0u8; 4];
+    w.detail(&DetailRecord {
+        pid,
+        state: info.state.letter().encode_utf8(&mut letter),
+        place,
+        maps,
+        frames: &KernelStack(stack.as_ref().map_or(&[], |s| s.frames())),
+    })?;
     if let Some(space) = &space {
         for region in space.regions().iter().take(MAX_MAPS) {
-            write!(
-                w,
-                "map start={:#x} end={:#x} perms=r{}{}p name=\"",
-                region.start,
-                region.end,
-                if region.protection.write { 'w' } else { '-' },
-                if region.protection.execute { 'x' } else { '-' },
-            )?;
-            Escaped(&mut *w).write_str(region.name(info.comm.as_str()))?;
-            writeln!(w, "\"")?;
+            let perms = [
+                b'r',
+                if region.protection.write { b'w' } else { b'-' },
+                if region.protection.execute {
+                    b'x'
+                } else {
+                    b'-'
+                },
+                b'p',
+            ];
+            w.map(&MapRecord {
+                start: region.start,
+                end: region.end,
+                perms: core::str::from_utf8(&perms).unwrap_or("----"),
+                name: region.name(info.comm.as_str()),
+            })?;
         }
     }
     Ok(())
@@ -349,9 +316,9 @@ crate::kernel_test!(telemetry_snapshot_is_well_formed, {
     }
     crate::check_eq!(lines.iter().filter(|l| l.starts_with("class ")).count(), 8);
     crate::check!(super::next_sequence() > seq);
-    let mut escaped = alloc::string::String::new();
-    Escaped(&mut escaped)
-        .write_str("a\"b\\c\n")
-        .map_err(|_| crate::selftest::fail("escape"))?;
-    crate::check_eq!(escaped.as_str(), "a\\\"b\\\\c\\x0a");
+    // The host's decoder reads it back (the format's own tests live in `cadenza-abi`).
+    let parsed = cadenza_abi::telemetry::Snapshot::parse(&text)
+        .map_err(|_| crate::selftest::fail("the snapshot does not parse"))?;
+    crate::check_eq!(parsed.seq, seq);
+    crate::check_eq!(parsed.classes.len(), 8);
 });

@@ -1,15 +1,51 @@
 //! The console pane: the `vt100` screen drawn cell by cell (colours and attributes kept), with
-//! search matches highlighted and the cursor shown while typing.
+//! search matches highlighted and the cursor shown while typing. Its state is the terminal
+//! emulator itself (`console::ConsoleView`: screen, scrollback, search); its keys scroll,
+//! search and enter typing mode.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 
-use super::pane_block;
-use crate::app::{App, Mode, QemuState};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+use super::{Context, Pane, pane_block};
+use crate::app::{Action, App, Mode, QemuState, Severity};
+use crate::console::ConsoleView;
+
+impl Pane for ConsoleView {
+    fn handle_key(&mut self, key: KeyEvent, context: &mut Context<'_>) -> Vec<Action> {
+        let page = isize::try_from(self.size().0.saturating_sub(1).max(1)).unwrap_or(1);
+        match key.code {
+            KeyCode::Char('i') | KeyCode::Enter => {
+                if context.qemu_running {
+                    *context.mode = Mode::Typing;
+                    self.follow();
+                } else {
+                    context.set_message(Severity::Warning, "the guest is not running");
+                }
+            }
+            KeyCode::Char('/') => *context.mode = Mode::Search(String::new()),
+            KeyCode::Char('n') => self.next_match(true),
+            KeyCode::Char('N') => self.next_match(false),
+            KeyCode::Up | KeyCode::Char('k') => self.scroll_by(1),
+            KeyCode::Down | KeyCode::Char('j') => self.scroll_by(-1),
+            KeyCode::PageUp => self.scroll_by(page),
+            KeyCode::PageDown => self.scroll_by(-page),
+            KeyCode::Home | KeyCode::Char('g') => self.scroll_to_top(),
+            KeyCode::End | KeyCode::Char('G') => self.follow(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+        draw(frame, area, app);
+    }
+}
+
+fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
     // After QEMU died with something to say, its stderr stays in view under the console.
     let mut area = area;
     if let QemuState::Exited { stderr, .. } = &app.qemu

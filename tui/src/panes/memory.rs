@@ -1,6 +1,8 @@
 //! The memory pane: physical frames over time, heap totals and fragmentation, size classes, the
 //! call sites holding the most live bytes, and the leak list with the selected leak's stack —
-//! all from the latest telemetry snapshot, symbolized with the session's kernel ELF.
+//! all from the latest telemetry snapshot, symbolized with the session's kernel ELF. Its state
+//! is the selected leak (`MemoryPane`); its keys ask for a leak scan (`l`), set a mark (`m`) and
+//! move the selection.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,10 +13,67 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table, W
 
 use cadenza_qemu::telemetry::{Frame as StackFrame, Snapshot};
 
-use super::{bytes, notice, pane_block, signed, thousands};
-use crate::app::{App, TelemetryStatus};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+use super::{Context, Pane, bytes, notice, pane_block, signed, thousands};
+use crate::app::{Action, App, Severity, TelemetryStatus};
+use crate::telemetry::{Answered, TelemetryCommand};
+
+/// The memory pane's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryPane {
+    /// Index of the selected `leak` record.
+    pub selected_leak: usize,
+}
+
+impl Pane for MemoryPane {
+    fn handle_key(&mut self, key: KeyEvent, context: &mut Context<'_>) -> Vec<Action> {
+        let leaks = context.telemetry.last.as_ref().map_or(0, |s| s.leaks.len());
+        let telemetry_live = context.qemu_running
+            && matches!(
+                context.telemetry.status,
+                Some(TelemetryStatus::Live | TelemetryStatus::Stalled(_))
+            );
+        match key.code {
+            KeyCode::Char('m') | KeyCode::Char('l') if !telemetry_live => {
+                context.set_message(Severity::Warning, "telemetry is not live: nothing to ask");
+            }
+            KeyCode::Char('m') if context.telemetry.host_marks => {
+                let (severity, text) = context.telemetry.take_host_mark();
+                context.set_message(severity, text);
+            }
+            KeyCode::Char('m') => return vec![Action::Telemetry(TelemetryCommand::Mark)],
+            KeyCode::Char('l') => {
+                context.set_message(Severity::Info, "leak scan requested…");
+                return vec![Action::Telemetry(TelemetryCommand::Scan)];
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.selected_leak = self.selected_leak.saturating_sub(1);
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected_leak = (self.selected_leak + 1).min(leaks.saturating_sub(1));
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// A scan's answer selects its first leak; any snapshot keeps the selection in range.
+    fn on_snapshot(&mut self, snapshot: &Snapshot, answered: Answered) {
+        if answered == Answered::Scan {
+            self.selected_leak = 0;
+        }
+        self.selected_leak = self
+            .selected_leak
+            .min(snapshot.leaks.len().saturating_sub(1));
+    }
+
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+        draw(frame, area, app);
+    }
+}
+
+fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let Some(snapshot) = &app.telemetry.last else {
         notice(frame, area, pane_block(" Memory "), empty_reason(app));
         return;
@@ -393,7 +452,7 @@ fn draw_leaks(frame: &mut Frame<'_>, area: Rect, app: &App, s: &Snapshot) {
         ),
         Some(_) => format!(" Leaks: {} unreferenced ", s.leaks_total),
     };
-    let selected = app.telemetry.selected_leak;
+    let selected = app.memory.selected_leak;
     let rows: Vec<Row<'_>> = s
         .leaks
         .iter()
@@ -434,7 +493,7 @@ fn draw_leaks(frame: &mut Frame<'_>, area: Rect, app: &App, s: &Snapshot) {
 }
 
 fn draw_leak_stack(frame: &mut Frame<'_>, area: Rect, app: &App, s: &Snapshot) {
-    let Some(leak) = s.leaks.get(app.telemetry.selected_leak) else {
+    let Some(leak) = s.leaks.get(app.memory.selected_leak) else {
         notice(
             frame,
             area,

@@ -1,16 +1,18 @@
-//! Drawing: one function per pane plus the frame around them (tabs, status line, key hints,
-//! help overlay).
+//! The panes and the frame around them (tabs, status line, key hints, help overlay).
 //!
-//! Every function here reads an `App` and writes a ratatui buffer, nothing else, so each pane is
+//! Each pane is one module holding its state, its keys and its drawing, behind the `Pane`
+//! trait (the way gitui's components are): `App` keeps one value of each pane type and routes
+//! keys and snapshots to them, so adding to a pane touches its module, not a central file.
+//! Drawing reads an `App` and writes a ratatui buffer, nothing else, so each pane is
 //! covered by `TestBackend` snapshot tests with fixed app states. Layout adapts to the terminal
 //! (constraints, not absolute positions); below `MIN_WIDTH` x `MIN_HEIGHT` the screen says so
 //! instead of drawing a garbled layout.
 
-mod console;
-mod gdb;
-mod memory;
-mod panic;
-mod processes;
+pub mod console;
+pub mod gdb;
+pub mod memory;
+pub mod panic;
+pub mod processes;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -18,8 +20,46 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Tabs, Wrap};
 
-use crate::app::{App, Mode, QemuState, Severity, Tab, TelemetryStatus};
+use ratatui::crossterm::event::KeyEvent;
+
+use cadenza_qemu::telemetry::Snapshot;
+
+use crate::app::{Action, App, Mode, QemuState, Severity, Tab, TelemetryStatus, TelemetryView};
+use crate::console::ConsoleView;
 use crate::input::KEYS;
+use crate::telemetry::Answered;
+
+/// What a pane's key handler may touch besides its own state: the shared pieces of `App` it
+/// needs, borrowed for the one key.
+pub struct Context<'a> {
+    pub qemu_running: bool,
+    /// Who gets the keyboard next (a pane can open typing, search or gdb input).
+    pub mode: &'a mut Mode,
+    /// The status-line message.
+    pub message: &'a mut Option<(Severity, String)>,
+    pub telemetry: &'a mut TelemetryView,
+}
+
+impl Context<'_> {
+    pub fn set_message(&mut self, severity: Severity, text: impl Into<String>) {
+        *self.message = Some((severity, text.into()));
+    }
+}
+
+/// One pane: its state is the implementing type, its keys `handle_key`, its drawing `draw`.
+pub trait Pane {
+    /// A key the global key table did not take, while this pane is on screen; returns what
+    /// only the launcher can do.
+    fn handle_key(&mut self, key: KeyEvent, context: &mut Context<'_>) -> Vec<Action>;
+
+    /// A telemetry snapshot arrived (before it becomes `App::telemetry.last`).
+    fn on_snapshot(&mut self, _snapshot: &Snapshot, _answered: Answered) {}
+
+    /// Draws the pane into `area`, reading its own state and the shared state from `app`.
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App)
+    where
+        Self: Sized;
+}
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
@@ -41,11 +81,11 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     draw_tabs(frame, tabs, app);
     draw_status(frame, status, app);
     match app.tab {
-        Tab::Console => console::draw(frame, body, app),
-        Tab::Panic => panic::draw(frame, body, app),
-        Tab::Memory => memory::draw(frame, body, app),
-        Tab::Processes => processes::draw(frame, body, app),
-        Tab::Gdb => gdb::draw(frame, body, app),
+        Tab::Console => ConsoleView::draw(frame, body, app),
+        Tab::Panic => panic::PanicPane::draw(frame, body, app),
+        Tab::Memory => memory::MemoryPane::draw(frame, body, app),
+        Tab::Processes => processes::ProcessesView::draw(frame, body, app),
+        Tab::Gdb => gdb::GdbView::draw(frame, body, app),
     }
     draw_footer(frame, footer, app);
     if app.help {

@@ -1,5 +1,7 @@
 //! The panic pane: the report's header, then each backtrace address with its symbol, every
-//! source frame (inlined ones marked) and the source lines around it.
+//! source frame (inlined ones marked) and the source lines around it. Its state is the scroll
+//! position (`PanicPane`); the analysis itself is shared (`App::panic`: the status line and the
+//! tab title show it too).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,11 +9,39 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{notice, pane_block};
-use crate::app::App;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+use super::{Context, Pane, notice, pane_block};
+use crate::app::{Action, App};
 use crate::panic::PanicAnalysis;
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+/// The panic pane's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PanicPane {
+    /// Lines scrolled off the top of the report.
+    pub scroll: u16,
+}
+
+impl Pane for PanicPane {
+    fn handle_key(&mut self, key: KeyEvent, _: &mut Context<'_>) -> Vec<Action> {
+        let scroll = &mut self.scroll;
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
+            KeyCode::PageUp => *scroll = scroll.saturating_sub(20),
+            KeyCode::PageDown => *scroll = scroll.saturating_add(20),
+            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+        draw(frame, area, app);
+    }
+}
+
+fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if let Some(analysis) = &app.panic {
         let lines = lines(
             analysis,
@@ -29,7 +59,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Paragraph::new(lines)
                 .block(block)
                 .wrap(Wrap { trim: false })
-                .scroll((app.panic_scroll, 0)),
+                .scroll((app.panic_pane.scroll, 0)),
             area,
         );
         return;
@@ -50,7 +80,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Paragraph::new(lines)
                 .block(pane_block(" Panic "))
                 .wrap(Wrap { trim: false })
-                .scroll((app.panic_scroll, 0)),
+                .scroll((app.panic_pane.scroll, 0)),
             area,
         );
         return;

@@ -1,4 +1,5 @@
-//! The processes pane: the snapshot's `task` records as a sortable table, and the selected
+//! The processes pane: the snapshot's `task` records as a sortable table (its state: the sort
+//! order and the selection; its keys: move, `o` order, `r` reverse), and the selected
 //! process's details: memory by region, its memory map and where it sleeps in the kernel (the
 //! `detail PID` answer the worker asks for while this pane shows a process). Only what the
 //! kernel reports is shown: any further fields a newer kernel adds to `task` records become
@@ -10,13 +11,133 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
-use super::memory::describe;
-use super::{notice, pane_block, thousands};
-use crate::app::{App, SortKey, TelemetryStatus};
-use crate::telemetry::extra_columns;
-use cadenza_qemu::telemetry::{KernelPlace, ProcessDetail};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+use super::memory::describe;
+use super::{Context, Pane, notice, pane_block, thousands};
+use crate::app::{Action, App, TelemetryStatus};
+use crate::telemetry::extra_columns;
+use cadenza_qemu::telemetry::{KernelPlace, ProcessDetail, Task};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Pid,
+    Ppid,
+    Name,
+    State,
+    /// CPU time used (`cpu_ms`).
+    Cpu,
+    /// Resident memory (`rss_kib`).
+    Memory,
+    /// Mapped memory (`vsz_kib`).
+    Virtual,
+    /// An extra field of the task records, by column index.
+    Extra(usize),
+}
+
+#[derive(Debug)]
+pub struct ProcessesView {
+    pub sort: SortKey,
+    pub descending: bool,
+    pub selected: usize,
+}
+
+impl Default for ProcessesView {
+    fn default() -> Self {
+        Self {
+            sort: SortKey::Pid,
+            descending: false,
+            selected: 0,
+        }
+    }
+}
+
+impl ProcessesView {
+    /// `tasks` in the chosen order.
+    pub fn sorted<'t>(&self, tasks: &'t [Task]) -> Vec<&'t Task> {
+        let columns = extra_columns(tasks);
+        let extra =
+            |task: &'t Task, i: usize| -> Option<&'t str> { task.extra_field(columns.get(i)?) };
+        let mut sorted: Vec<&Task> = tasks.iter().collect();
+        sorted.sort_by(|a, b| {
+            let order = match self.sort {
+                SortKey::Pid => a.pid.cmp(&b.pid),
+                SortKey::Ppid => a.ppid.cmp(&b.ppid),
+                SortKey::Name => a.comm.cmp(&b.comm),
+                SortKey::State => a.state.cmp(&b.state),
+                SortKey::Cpu => a.cpu_ms.cmp(&b.cpu_ms),
+                SortKey::Memory => a.rss_kib.cmp(&b.rss_kib),
+                SortKey::Virtual => a
+                    .memory
+                    .map(|m| m.vsz_kib)
+                    .cmp(&b.memory.map(|m| m.vsz_kib)),
+                SortKey::Extra(i) => compare_values(extra(a, i), extra(b, i)),
+            };
+            order.then(a.pid.cmp(&b.pid))
+        });
+        if self.descending {
+            sorted.reverse();
+        }
+        sorted
+    }
+}
+
+impl Pane for ProcessesView {
+    fn handle_key(&mut self, key: KeyEvent, context: &mut Context<'_>) -> Vec<Action> {
+        let tasks = context
+            .telemetry
+            .last
+            .as_ref()
+            .map_or(&[][..], |s| s.tasks.as_slice());
+        let count = tasks.len();
+        let extra = extra_columns(tasks).len();
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1).min(count.saturating_sub(1));
+            }
+            KeyCode::Home | KeyCode::Char('g') => self.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => self.selected = count.saturating_sub(1),
+            KeyCode::Char('o') => {
+                self.sort = match self.sort {
+                    SortKey::Pid => SortKey::Ppid,
+                    SortKey::Ppid => SortKey::Name,
+                    SortKey::Name => SortKey::State,
+                    SortKey::State => SortKey::Cpu,
+                    SortKey::Cpu => SortKey::Memory,
+                    SortKey::Memory => SortKey::Virtual,
+                    SortKey::Virtual if extra > 0 => SortKey::Extra(0),
+                    SortKey::Extra(i) if i + 1 < extra => SortKey::Extra(i + 1),
+                    SortKey::Virtual | SortKey::Extra(_) => SortKey::Pid,
+                };
+            }
+            KeyCode::Char('r') => self.descending = !self.descending,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App) {
+        draw(frame, area, app);
+    }
+}
+
+/// Numbers (decimal or 0x-hex) compare as numbers, anything else as text; missing sorts first.
+fn compare_values(a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    let number = |s: &str| match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse::<u64>().ok(),
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        },
+        (a, b) => a.is_some().cmp(&b.is_some()),
+    }
+}
+
+fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let Some(snapshot) = &app.telemetry.last else {
         let why = match &app.telemetry.status {
             Some(TelemetryStatus::Unavailable(why)) => {
@@ -55,7 +176,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     }
     let [table_area, detail_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(16)]).areas(area);
-    let extras = extra_columns(&app.telemetry.extras);
+    let extras = extra_columns(&snapshot.tasks);
     let tasks = app.sorted_tasks();
     let arrow = if app.processes.descending {
         "▼"
@@ -96,12 +217,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 task.memory
                     .map_or_else(|| "n/a".into(), |m| memory(m.vsz_kib)),
             ];
-            let fields = app.telemetry.extras.get(&task.pid);
             for column in &extras {
                 cells.push(
-                    fields
-                        .and_then(|f| f.iter().find(|(k, _)| k == column))
-                        .map_or_else(|| "—".to_string(), |(_, v)| v.clone()),
+                    task.extra_field(column)
+                        .map_or_else(|| "—".to_string(), str::to_string),
                 );
             }
             Row::new(cells)
@@ -154,8 +273,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ),
         Span::raw(format!(" · {}", state_name(&task.state))),
     ])];
-    if let Some(fields) = app.telemetry.extras.get(&task.pid) {
-        let text = fields
+    if !task.extra.is_empty() {
+        let text = task
+            .extra
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()

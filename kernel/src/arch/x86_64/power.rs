@@ -2,28 +2,15 @@
 //!
 //! Under QEMU with `-device isa-debug-exit,iobase=0xf4,iosize=0x04`, writing a code makes QEMU
 //! exit with status `(code << 1) | 1`. The codes are a contract with the host launcher
-//! (`cadenza-qemu`): 33 means a clean shutdown, 35 a panic, 37 failed self-tests, 39 killed from
-//! gdb. Exit status 0 therefore never means success by accident: it is what a triple fault with
-//! `-no-reboot` gives.
+//! (`cadenza-qemu`), defined once in `cadenza_abi::exit`: 33 means a clean shutdown, 35 a panic,
+//! 37 failed self-tests, 39 killed from gdb. Exit status 0 therefore never means success by
+//! accident: it is what a triple fault with `-no-reboot` gives.
 
 use core::sync::atomic::{AtomicU16, Ordering};
 
 use super::cpu;
 
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum ExitCode {
-    /// QEMU exit status 33.
-    Success = 0x10,
-    /// QEMU exit status 35.
-    Panic = 0x11,
-    /// QEMU exit status 37.
-    SelftestFailed = 0x12,
-    /// QEMU exit status 39: gdb said `kill`.
-    Killed = 0x13,
-}
+pub use cadenza_abi::exit::{DEBUG_EXIT_PORT, ExitCode};
 
 static PM1A_CONTROL: AtomicU16 = AtomicU16::new(0);
 
@@ -36,7 +23,7 @@ pub fn set_acpi_pm1a_control(port: u16) {
 /// shutdown, halt otherwise (so a panic report stays on screen on real hardware).
 pub fn exit(code: ExitCode) -> ! {
     cpu::disable_interrupts();
-    cpu::outl(DEBUG_EXIT_PORT, code as u32);
+    cpu::outl(DEBUG_EXIT_PORT, code.port_value());
     if code == ExitCode::Success {
         let port = PM1A_CONTROL.load(Ordering::Relaxed);
         if port != 0 {

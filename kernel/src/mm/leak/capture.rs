@@ -99,27 +99,9 @@ pub fn walk(cache: &mut StackCache, rbp: u64, skip: usize, out: &mut [u64]) -> u
     walk_with(cache, rbp, skip, max, |i, ret| out[i] = ret)
 }
 
-/// Whether a function name belongs to the allocation machinery rather than to its user.
-pub fn is_allocator_name(name: &str) -> bool {
-    const PREFIXES: [&str; 13] = [
-        "__rust_",
-        "__rustc::",
-        "core::fmt::",
-        "__rg_",
-        "__rdl_",
-        "alloc::",
-        "<alloc::",
-        "core::alloc::",
-        "<core::alloc::",
-        "core::ptr::drop_in_place",
-        "<kernel::mm::heap::KernelHeap",
-        "kernel::mm::heap::KernelHeap",
-        "kernel::mm::heap::size_class::",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-        || (name.starts_with('<')
-            && (name.contains(" as alloc::") || name.contains(" as core::fmt::")))
-}
+/// Whether a function name belongs to the allocation machinery rather than to its user: the
+/// rule the host's TUI applies too, defined once in `cadenza_abi::allocator`.
+pub use cadenza_abi::allocator::is_allocator_name;
 
 fn is_allocator_frame(address: u64) -> bool {
     kallsyms::lookup(address.wrapping_sub(1)).is_some_and(|s| is_allocator_name(s.name))
