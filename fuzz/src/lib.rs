@@ -100,7 +100,13 @@ impl Rng {
 pub type Dictionary = &'static [&'static [u8]];
 
 /// Applies 1–8 random byte-level mutations to `input`, keeping it at most `max_len` bytes.
-pub fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>], dictionary: Dictionary, max_len: usize) {
+pub fn mutate(
+    rng: &mut Rng,
+    input: &mut Vec<u8>,
+    corpus: &[Vec<u8>],
+    dictionary: Dictionary,
+    max_len: usize,
+) {
     let count = 1 + rng.below(8);
     for _ in 0..count {
         let len = input.len();
@@ -193,6 +199,7 @@ pub struct Harness<'a> {
     max_len: usize,
     default_iterations: u64,
     structure: Option<Box<dyn Fn(&mut Rng, &mut Vec<u8>) + 'a>>,
+    blind: bool,
 }
 
 /// The budget and replay settings from the environment.
@@ -260,6 +267,7 @@ impl<'a> Harness<'a> {
             max_len: 64 * 1024,
             default_iterations,
             structure: None,
+            blind: true,
         }
     }
 
@@ -282,6 +290,13 @@ impl<'a> Harness<'a> {
     /// up checksums so the mutated packet gets past the framing).
     pub fn structure(mut self, fix: impl Fn(&mut Rng, &mut Vec<u8>) + 'a) -> Self {
         self.structure = Some(Box::new(fix));
+        self
+    }
+
+    /// Only the structure-aware step changes inputs (for formats where inserting or deleting
+    /// bytes just breaks every offset, such as an ELF file's).
+    pub fn structure_only(mut self) -> Self {
+        self.blind = false;
         self
     }
 
@@ -314,10 +329,16 @@ impl<'a> Harness<'a> {
         let rounds = if rng.one_in(4) { 1 + rng.below(4) } else { 1 };
         // A third of the inputs change only through the structure-aware step: they stay
         // well-formed enough to reach the code behind a strict parser's first checks.
-        let structure_only = self.structure.is_some() && rng.one_in(3);
+        let structure_only = self.structure.is_some() && (!self.blind || rng.one_in(3));
         for _ in 0..rounds {
             if !structure_only {
-                mutate(&mut rng, &mut input, &self.corpus, self.dictionary, self.max_len);
+                mutate(
+                    &mut rng,
+                    &mut input,
+                    &self.corpus,
+                    self.dictionary,
+                    self.max_len,
+                );
             }
             if let Some(fix) = &self.structure
                 && (structure_only || rng.one_in(2))
@@ -334,7 +355,10 @@ impl<'a> Harness<'a> {
     pub fn run(&self, target: impl Fn(&[u8])) -> Report {
         let settings = self.settings();
         if let Some(input) = &settings.input {
-            eprintln!("fuzz {}: replaying the input from CADENZA_FUZZ_INPUT", self.name);
+            eprintln!(
+                "fuzz {}: replaying the input from CADENZA_FUZZ_INPUT",
+                self.name
+            );
             self.one(&settings, u64::MAX, input, &target);
             return Report { iterations: 1 };
         }
@@ -567,12 +591,15 @@ mod tests {
 
     #[test]
     fn a_panicking_input_is_reported_with_its_seed_and_hex() {
-        let harness = Harness::new("self-test-panics", 100).corpus([b"ok".to_vec(), b"boom".to_vec()]);
+        let harness =
+            Harness::new("self-test-panics", 100).corpus([b"ok".to_vec(), b"boom".to_vec()]);
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             harness.run(|input| assert!(input != b"boom", "found it"));
         }));
         let payload = outcome.expect_err("the harness must fail");
-        let message = payload.downcast_ref::<String>().expect("a formatted message");
+        let message = payload
+            .downcast_ref::<String>()
+            .expect("a formatted message");
         assert!(message.contains("found it"), "{message}");
         assert!(message.contains("iteration 1"), "{message}");
         assert!(message.contains(&to_hex(b"boom")), "{message}");
