@@ -29,10 +29,11 @@ struct FakeMachine {
 
 impl FakeMachine {
     fn new() -> Self {
-        let mut regs = Registers::default();
-        regs.rip = CODE_BASE + 1;
         Self {
-            regs,
+            regs: Registers {
+                rip: CODE_BASE + 1,
+                ..Registers::default()
+            },
             code: vec![0x90; 256],
             data: vec![0; 256],
         }
@@ -244,7 +245,10 @@ fn corpus() -> Vec<Vec<u8>> {
 fn fix_checksums(_rng: &mut Rng, input: &mut Vec<u8>) {
     let mut at = 0;
     while let Some(start) = input[at..].iter().position(|&b| b == b'$').map(|p| p + at) {
-        let Some(end) = input[start + 1..].iter().position(|&b| b == b'#').map(|p| p + start + 1)
+        let Some(end) = input[start + 1..]
+            .iter()
+            .position(|&b| b == b'#')
+            .map(|p| p + start + 1)
         else {
             return;
         };
@@ -312,8 +316,26 @@ fn fuzz_gdb_packets() {
     let report = Harness::new("gdb-packets", 5_000)
         .corpus(corpus())
         .dictionary(&[
-            b"$", b"#", b"}", b"*", b"+", b"-", b"\x03", b":", b",", b";", b"qXfer:features:read:",
-            b"qSupported", b"vCont;", b"m", b"M", b"X", b"Z0,", b"z1,", b"qRcmd,", b"ffffffff",
+            b"$",
+            b"#",
+            b"}",
+            b"*",
+            b"+",
+            b"-",
+            b"\x03",
+            b":",
+            b",",
+            b";",
+            b"qXfer:features:read:",
+            b"qSupported",
+            b"vCont;",
+            b"m",
+            b"M",
+            b"X",
+            b"Z0,",
+            b"z1,",
+            b"qRcmd,",
+            b"ffffffff",
         ])
         .max_len(16 * 1024)
         .structure(fix_checksums)
@@ -333,7 +355,10 @@ fn the_gdb_corpus_is_understood() {
     // The only error: the line running dry at the end.
     assert_eq!(error, "LineDry");
     assert!(replies.contains("qXfer:features:read+"), "{replies}");
-    assert!(replies.contains("<architecture>i386:x86-64</architecture>"), "{replies}");
+    assert!(
+        replies.contains("<architecture>i386:x86-64</architecture>"),
+        "{replies}"
+    );
     let (replies, _) = serve(&inputs[2]);
     // Memory at CODE_BASE (NOPs) and `qThreadExtraInfo` of thread 1 ("cpu0" in hex).
     assert!(replies.contains("$90909090"), "{replies}");

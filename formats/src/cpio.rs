@@ -246,7 +246,8 @@ impl<'a> Reader<'a> {
             };
             // The padding after the last member may be missing: never step past the end (an
             // error found there is reported at the end, not beyond it).
-            self.position = (start + (data_start + data.len()).next_multiple_of(4)).min(self.data.len());
+            self.position =
+                (start + (data_start + data.len()).next_multiple_of(4)).min(self.data.len());
             if name == TRAILER {
                 self.after_trailer = true;
                 continue;

@@ -13,7 +13,8 @@ static ALLOCATOR: LimitedAllocator = LimitedAllocator::new(256 << 20);
 /// One newc member, as GNU cpio writes it.
 fn member(out: &mut Vec<u8>, magic: &str, name: &str, mode: u32, nlink: u32, data: &[u8]) {
     let check = if magic == "070702" {
-        data.iter().fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
+        data.iter()
+            .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
     } else {
         0
     };
@@ -38,11 +39,11 @@ fn member(out: &mut Vec<u8>, magic: &str, name: &str, mode: u32, nlink: u32, dat
     }
     out.extend_from_slice(name.as_bytes());
     out.push(0);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -51,7 +52,14 @@ fn archive(magic: &str) -> Vec<u8> {
     let mut out = Vec::new();
     member(&mut out, magic, ".", 0o040755, 2, b"");
     member(&mut out, magic, "bin", 0o040755, 2, b"");
-    member(&mut out, magic, "init", 0o100755, 1, b"#!/bin/sh\necho hello\n");
+    member(
+        &mut out,
+        magic,
+        "init",
+        0o100755,
+        1,
+        b"#!/bin/sh\necho hello\n",
+    );
     member(&mut out, magic, "bin/sh", 0o120777, 1, b"/bin/busybox");
     member(&mut out, magic, "dev/null", 0o020666, 1, b"");
     member(&mut out, magic, "a", 0o100644, 2, b"");
@@ -70,7 +78,7 @@ fn cpio_corpus() -> Vec<Vec<u8>> {
 }
 
 /// Sets one header field of one member to an edge value, in the 8 hex digits newc uses.
-fn cpio_field(rng: &mut Rng, input: &mut Vec<u8>) {
+fn cpio_field(rng: &mut Rng, input: &mut [u8]) {
     let headers: Vec<usize> = input
         .windows(5)
         .enumerate()
@@ -112,8 +120,15 @@ fn read_archive(input: &[u8]) {
 fn fuzz_cpio_reader() {
     let report = Harness::new("cpio", 20_000)
         .corpus(cpio_corpus())
-        .dictionary(&[b"070701", b"070702", b"TRAILER!!!\0", b"..", b"/", b"\0\0\0\0"])
-        .structure(cpio_field)
+        .dictionary(&[
+            b"070701",
+            b"070702",
+            b"TRAILER!!!\0",
+            b"..",
+            b"/",
+            b"\0\0\0\0",
+        ])
+        .structure(|rng, input| cpio_field(rng, input))
         .run(read_archive);
     assert!(report.iterations > 0);
 }
@@ -166,9 +181,17 @@ fn real_elf_heads() -> Vec<Vec<u8>> {
 }
 
 /// Sets one field of the ELF header or of a program header to an edge value.
-fn elf_field(rng: &mut Rng, input: &mut Vec<u8>) {
-    const HEADER_FIELDS: [(usize, usize); 8] =
-        [(16, 2), (18, 2), (24, 8), (32, 8), (54, 2), (56, 2), (4, 1), (5, 1)];
+fn elf_field(rng: &mut Rng, input: &mut [u8]) {
+    const HEADER_FIELDS: [(usize, usize); 8] = [
+        (16, 2),
+        (18, 2),
+        (24, 8),
+        (32, 8),
+        (54, 2),
+        (56, 2),
+        (4, 1),
+        (5, 1),
+    ];
     const PHDR_FIELDS: [(usize, usize); 6] = [(0, 4), (4, 4), (8, 8), (16, 8), (32, 8), (40, 8)];
     let (at, width) = if rng.one_in(3) {
         *rng.pick(&HEADER_FIELDS)
@@ -211,8 +234,13 @@ fn fuzz_elf_parser() {
     let report = Harness::new("elf", 20_000)
         .corpus([small_elf(elf::ET_EXEC), small_elf(elf::ET_DYN)])
         .corpus(real_elf_heads())
-        .dictionary(&[b"\x7fELF\x02\x01\x01", b"/lib/ld.so\0", b"\x01\0\0\0", b"\x03\0\0\0"])
-        .structure(elf_field)
+        .dictionary(&[
+            b"\x7fELF\x02\x01\x01",
+            b"/lib/ld.so\0",
+            b"\x01\0\0\0",
+            b"\x03\0\0\0",
+        ])
+        .structure(|rng, input| elf_field(rng, input))
         .run(parse_elf);
     assert!(report.iterations > 0);
 }

@@ -191,6 +191,9 @@ pub fn mutate(
     input.truncate(max_len);
 }
 
+/// A harness's structure-aware mutation.
+pub type StructureStep<'a> = dyn Fn(&mut Rng, &mut Vec<u8>) + 'a;
+
 /// One harness: a name, where inputs start, how they are mutated, and how much to run.
 pub struct Harness<'a> {
     name: &'static str,
@@ -198,7 +201,7 @@ pub struct Harness<'a> {
     dictionary: Dictionary,
     max_len: usize,
     default_iterations: u64,
-    structure: Option<Box<dyn Fn(&mut Rng, &mut Vec<u8>) + 'a>>,
+    structure: Option<Box<StructureStep<'a>>>,
     blind: bool,
 }
 
@@ -236,7 +239,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let text: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)

@@ -1245,8 +1245,14 @@ telemetry-end seq=7 records=13
     fn overflowing_figures_are_inconsistent_not_a_panic() {
         for (from, to) in [
             ("free=64500 ", "free=18446744073709551615 "),
-            ("class size=16 frames=1 ", "class size=16 frames=18446744073709551615 "),
-            ("allocs=10 frees=7 failed", "allocs=10 frees=0xffffffffffffffff failed"),
+            (
+                "class size=16 frames=1 ",
+                "class size=16 frames=18446744073709551615 ",
+            ),
+            (
+                "allocs=10 frees=7 failed",
+                "allocs=10 frees=0xffffffffffffffff failed",
+            ),
             ("large_bytes=0", "large_bytes=18446744073709551615"),
         ] {
             assert!(SAMPLE.contains(from), "{from}");

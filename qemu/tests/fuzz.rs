@@ -132,7 +132,10 @@ fn fuzz_telemetry_decoder() {
 fn the_telemetry_corpus_parses() {
     let corpus = telemetry_corpus();
     assert!(corpus.len() >= 3);
-    for input in corpus.iter().filter(|input| input.starts_with(b"telemetry-begin")) {
+    for input in corpus
+        .iter()
+        .filter(|input| input.starts_with(b"telemetry-begin"))
+    {
         let text = String::from_utf8_lossy(input);
         Snapshot::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
     }

@@ -241,7 +241,7 @@ fn layout() -> &'static Layout {
 
 /// One to four in-place changes: a header field set to an edge value, or bytes inside a
 /// symbol table or DWARF section changed (a random byte, an edge value, a LEB128 that goes on).
-fn mutate_image(rng: &mut Rng, input: &mut Vec<u8>) {
+fn mutate_image(rng: &mut Rng, input: &mut [u8]) {
     let layout = layout();
     for _ in 0..1 + rng.below(4) {
         let (at, width) = if rng.one_in(3) || layout.sections.is_empty() {
@@ -293,7 +293,7 @@ fn fuzz_symbolizer_images() {
     let report = Harness::new("symbolizer-elf", 3_000)
         .corpus([image().1.clone()])
         .max_len(usize::MAX)
-        .structure(mutate_image)
+        .structure(|rng, input| mutate_image(rng, input))
         .structure_only()
         .run(open_damaged);
     eprintln!(

@@ -93,9 +93,7 @@ fn show(input: &[u8]) {
     } else {
         app.on_telemetry(TelemetryEvent::Error(raw.chars().take(200).collect()));
     }
-    let Ok(mut terminal) = Terminal::new(TestBackend::new(100, 30)) else {
-        return;
-    };
+    let Ok(mut terminal) = Terminal::new(TestBackend::new(100, 30));
     for tab in Tab::ALL {
         app.tab = tab;
         let _ = terminal.draw(|frame| panes::draw(frame, &mut app));
@@ -106,7 +104,17 @@ fn show(input: &[u8]) {
 fn fuzz_tui_telemetry() {
     let report = Harness::new("tui-telemetry", 1_500)
         .corpus(corpus())
-        .dictionary(&[b"\n", b" ", b"=", b"\"", b"\\x", b"task pid=", b"0x", b"\x1b[", b"\r"])
+        .dictionary(&[
+            b"\n",
+            b" ",
+            b"=",
+            b"\"",
+            b"\\x",
+            b"task pid=",
+            b"0x",
+            b"\x1b[",
+            b"\r",
+        ])
         .max_len(8 * 1024)
         .structure(garble)
         .run(show);
@@ -120,7 +128,11 @@ fn a_class_with_overflowing_live_bytes_is_drawn() {
     let sample = String::from_utf8(corpus().remove(0)).expect("docs are UTF-8");
     let from = "class size=128 frames=1 live=2 ";
     assert!(sample.contains(from));
-    let garbled = sample.replacen(from, "class size=128 frames=1 live=18446744073709551615 ", 1);
+    let garbled = sample.replacen(
+        from,
+        "class size=128 frames=1 live=18446744073709551615 ",
+        1,
+    );
     assert!(Snapshot::parse(&garbled).is_ok());
     show(garbled.as_bytes());
 }
