@@ -20,6 +20,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use cadenza_formats::cpio::DeviceNumber;
+
 use super::credentials::Credentials;
 use super::file::OpenFlags;
 use super::metadata::{DeviceId, FileType, PERMISSION_BITS, Timespec};
@@ -27,7 +29,6 @@ use super::path::{At, Follow, FsContext};
 use super::vfs::{self, TimeChange};
 use crate::errno::{EResult, Errno};
 
-use cadenza_formats::cpio::DeviceNumber;
 pub use cadenza_formats::cpio::{ArchiveError, ArchiveFailure, Entry, Reader};
 
 // The parser's name limit is the VFS's.
