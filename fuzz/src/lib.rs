@@ -569,8 +569,88 @@ unsafe impl GlobalAlloc for LimitedAllocator {
 }
 
 #[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: LimitedAllocator = LimitedAllocator::new(1 << 30);
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs this test binary again with only `test` and `CADENZA_FUZZ_SELFTEST` set; returns
+    /// whether it succeeded and its stderr.
+    fn run_child(test: &str, extra_env: &[(&str, &str)]) -> (bool, String) {
+        let exe = std::env::current_exe().expect("the test binary");
+        let output = std::process::Command::new(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env("CADENZA_FUZZ_SELFTEST", "1")
+            .envs(extra_env.iter().copied())
+            .output()
+            .expect("run the test binary");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn in_child() -> bool {
+        std::env::var_os("CADENZA_FUZZ_SELFTEST").is_some()
+    }
+
+    #[test]
+    fn child_allocating_hugely() {
+        if in_child() {
+            Harness::new("selftest-alloc", 5)
+                .corpus([b"x".to_vec()])
+                .run(|input| {
+                    let huge: Vec<u8> = Vec::with_capacity((2 << 30) + input.len());
+                    std::hint::black_box(huge);
+                });
+        }
+    }
+
+    #[test]
+    fn child_hanging() {
+        if in_child() {
+            Harness::new("selftest-hang", 5)
+                .corpus([b"x".to_vec()])
+                .run(|_| {
+                    loop {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+        }
+    }
+
+    #[test]
+    fn a_huge_allocation_is_reported_and_aborts() {
+        if in_child() {
+            return;
+        }
+        let (ok, stderr) = run_child("tests::child_allocating_hugely", &[]);
+        assert!(!ok, "{stderr}");
+        assert!(
+            stderr.contains("fuzz selftest-alloc: one allocation of"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("CADENZA_FUZZ_ITER=0"), "{stderr}");
+    }
+
+    #[test]
+    fn a_hanging_input_is_reported_and_aborts() {
+        if in_child() {
+            return;
+        }
+        let (ok, stderr) = run_child("tests::child_hanging", &[("CADENZA_FUZZ_HANG_SECS", "1")]);
+        assert!(!ok, "{stderr}");
+        assert!(
+            stderr.contains("fuzz selftest-hang: input ran over"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("input: {}", to_hex(b"x"))),
+            "{stderr}"
+        );
+    }
 
     #[test]
     fn inputs_are_a_function_of_seed_and_iteration() {
