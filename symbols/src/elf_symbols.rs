@@ -20,8 +20,10 @@ pub struct FunctionSymbol {
 }
 
 impl FunctionSymbol {
+    /// The first address after the function (saturating: a table keeps only symbols that fit
+    /// in the address space, but the fields are public).
     pub fn end(&self) -> u64 {
-        self.address + self.size
+        self.address.saturating_add(self.size)
     }
 
     pub fn contains(&self, address: u64) -> bool {
@@ -70,8 +72,11 @@ impl SymbolTable {
         Self::from_symbols(symbols)
     }
 
-    /// A table from already-extracted symbols (sorted and trimmed like `from_object`).
+    /// A table from already-extracted symbols (sorted and trimmed like `from_object`). A symbol
+    /// that runs past the end of the address space comes from a corrupt image: it is dropped
+    /// rather than claim every address above it.
     pub fn from_symbols(mut symbols: Vec<FunctionSymbol>) -> Self {
+        symbols.retain(|s| s.address.checked_add(s.size).is_some());
         symbols.sort_by_key(|s| s.address);
         symbols.dedup_by_key(|s| s.address);
         trim_overlaps(&mut symbols);
@@ -159,5 +164,27 @@ mod tests {
         assert!(table.lookup(0xfff).is_none());
         assert_eq!(table.by_name("b").unwrap().address, 0x1020);
         assert_eq!(table.text_range(), Some((0x1000, 0x1028)));
+    }
+
+    /// A symbol whose address + size runs past 2^64 (a damaged symbol table): `end()`
+    /// overflowed in `trim_overlaps`/`text_range`. Found by `fuzz_symbolizer_images`
+    /// (symbols/tests/fuzz.rs). It is dropped; the others still resolve.
+    #[test]
+    fn a_symbol_past_the_end_of_the_address_space_is_dropped() {
+        let symbol = |address, size, name: &str| FunctionSymbol {
+            address,
+            size,
+            name: name.into(),
+            mangled: name.into(),
+        };
+        let table = SymbolTable::from_symbols(vec![
+            symbol(0x1000, 0x10, "a"),
+            symbol(u64::MAX - 4, 0x100, "broken"),
+        ]);
+        assert_eq!(table.symbols().len(), 1);
+        assert_eq!(table.lookup(0x1000).unwrap().name, "a");
+        assert!(table.lookup(u64::MAX - 1).is_none());
+        assert_eq!(table.text_range(), Some((0x1000, 0x1010)));
+        assert_eq!(symbol(u64::MAX - 4, 0x100, "x").end(), u64::MAX);
     }
 }

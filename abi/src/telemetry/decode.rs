@@ -461,60 +461,69 @@ impl Snapshot {
     }
 
     /// Checks the relations between the heap figures that must hold in any snapshot; returns
-    /// the first one that does not.
+    /// the first one that does not. The figures come from the kernel (or a garbled line): the
+    /// arithmetic is done in `u128`, where sums of a snapshot's `u64`s and their products with
+    /// a page size cannot overflow, and differences are compared as sums, so no figure can
+    /// make the check itself fail.
     pub fn check_consistency(&self) -> Result<(), String> {
-        let page = 4096;
-        let class_frames: u64 = self.classes.iter().map(|c| c.frames).sum();
+        let page: u128 = 4096;
+        let wide = u128::from;
+        let sum = |field: fn(&SizeClass) -> u64| self.classes.iter().map(|c| wide(field(c))).sum();
+        let class_frames: u128 = sum(|c| c.frames);
         let checks = [
             (
-                (class_frames + self.heap.large_frames) * page == self.heap.footprint,
+                (class_frames + wide(self.heap.large_frames)) * page == wide(self.heap.footprint),
                 "footprint = (class frames + large frames) * 4096",
             ),
             (
-                self.frames.heap * page == self.heap.footprint,
+                wide(self.frames.heap) * page == wide(self.heap.footprint),
                 "frames.heap = heap.footprint / 4096",
             ),
             (
-                self.classes.iter().map(|c| c.live).sum::<u64>() + self.heap.large_objects
-                    == self.heap.objects,
+                sum(|c| c.live) + wide(self.heap.large_objects) == wide(self.heap.objects),
                 "heap.objects = live blocks + large objects",
             ),
             (
-                self.classes.iter().map(|c| c.requested).sum::<u64>() + self.heap.large_bytes
-                    == self.heap.bytes,
+                sum(|c| c.requested) + wide(self.heap.large_bytes) == wide(self.heap.bytes),
                 "heap.bytes = requested bytes of classes + large bytes",
             ),
             (
-                self.classes
-                    .iter()
-                    .all(|c| c.size > 0 && c.frames * (page / c.size) == c.live + c.free),
+                self.classes.iter().all(|c| {
+                    c.size > 0
+                        && wide(c.frames) * (page / wide(c.size)) == wide(c.live) + wide(c.free)
+                }),
                 "class: frames * blocks per frame = live + free",
             ),
             (
                 self.classes.iter().all(|c| {
-                    c.partial_frames + c.empty_frames + c.full_frames == c.frames
+                    wide(c.partial_frames) + wide(c.empty_frames) + wide(c.full_frames)
+                        == wide(c.frames)
                         && c.partial_free <= c.free
                 }),
                 "class: partial + empty + full frames = frames",
             ),
             (
-                self.classes.iter().map(|c| c.free * c.size).sum::<u64>() == self.heap.free_bytes,
+                self.classes
+                    .iter()
+                    .map(|c| wide(c.free) * wide(c.size))
+                    .sum::<u128>()
+                    == wide(self.heap.free_bytes),
                 "heap.free_bytes = free blocks * block size",
             ),
             (
                 self.classes
                     .iter()
-                    .map(|c| c.partial_free * c.size)
-                    .sum::<u64>()
-                    == self.heap.external_frag,
+                    .map(|c| wide(c.partial_free) * wide(c.size))
+                    .sum::<u128>()
+                    == wide(self.heap.external_frag),
                 "heap.external_frag = free blocks in partial frames * block size",
             ),
             (
-                self.frames.used == self.frames.total - self.frames.free,
+                wide(self.frames.used) + wide(self.frames.free) == wide(self.frames.total),
                 "frames.used = total - free",
             ),
             (
-                self.heap.allocs - self.heap.frees == self.heap.objects,
+                wide(self.heap.frees) + wide(self.heap.objects) == wide(self.heap.allocs),
                 "heap.allocs - heap.frees = heap.objects",
             ),
             (

@@ -27,6 +27,29 @@ tasks count=0 total=0
 telemetry-end seq=7 records=13
 ";
 
+/// Figures that overflow the relations' arithmetic (free frames above the total, a class
+/// with 2^64-1 frames, more frees than allocations) make an inconsistent snapshot, not a
+/// panic. Found by `fuzz_telemetry_decoder` (qemu/tests/fuzz.rs).
+#[test]
+fn overflowing_figures_are_inconsistent_not_a_panic() {
+    for (from, to) in [
+        ("free=64500 ", "free=18446744073709551615 "),
+        (
+            "class size=16 frames=1 ",
+            "class size=16 frames=18446744073709551615 ",
+        ),
+        (
+            "allocs=10 frees=7 failed",
+            "allocs=10 frees=0xffffffffffffffff failed",
+        ),
+        ("large_bytes=0", "large_bytes=18446744073709551615"),
+    ] {
+        assert!(SAMPLE.contains(from), "{from}");
+        let snapshot = Snapshot::parse(&SAMPLE.replacen(from, to, 1)).expect("parses");
+        assert!(snapshot.check_consistency().is_err(), "{to}");
+    }
+}
+
 #[test]
 fn parses_the_kernel_format_and_round_trips() {
     let snapshot = Snapshot::parse(SAMPLE).expect("parses");

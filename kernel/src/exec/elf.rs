@@ -8,12 +8,15 @@
 //! AT_BASE (where it is), AT_ENTRY, AT_PHDR and AT_PHNUM (the program) in the auxiliary vector;
 //! the interpreter maps the shared libraries with `mmap` and jumps to the program.
 //!
-//! The files are untrusted: every header field is bounds-checked, and anything we cannot run
-//! (wrong class or machine, overlapping or kernel-half segments) is `ENOEXEC` — `ELIBBAD` for
-//! an interpreter — never a panic.
+//! The files are untrusted: every header field is bounds-checked (the header parsing lives in
+//! `cadenza-formats` so it is fuzzed on the host), and anything we cannot run (wrong class or
+//! machine, overlapping or kernel-half segments) is `ENOEXEC` — `ELIBBAD` for an interpreter —
+//! never a panic.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+use cadenza_formats::elf::{ET_DYN, ElfError, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 
 use crate::errno::{EResult, Errno};
 use crate::fs::file::OpenFile;
@@ -27,50 +30,10 @@ pub const STACK_TOP: u64 = 0x7fff_ffff_e000;
 /// The stack region (Linux's default 8 MiB limit); pages are allocated as they are touched.
 pub const STACK_SIZE: u64 = 8 * 1024 * 1024;
 
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const PT_PHDR: u32 = 6;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
-const EM_X86_64: u16 = 62;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-
-#[derive(Clone, Copy, Debug)]
-struct ProgramHeader {
-    kind: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    file_size: u64,
-    mem_size: u64,
-}
-
-fn u16_at(data: &[u8], at: usize) -> EResult<u16> {
-    Ok(u16::from_le_bytes(
-        data.get(at..at + 2)
-            .ok_or(Errno::ENOEXEC)?
-            .try_into()
-            .map_err(|_| Errno::ENOEXEC)?,
-    ))
-}
-
-fn u32_at(data: &[u8], at: usize) -> EResult<u32> {
-    Ok(u32::from_le_bytes(
-        data.get(at..at + 4)
-            .ok_or(Errno::ENOEXEC)?
-            .try_into()
-            .map_err(|_| Errno::ENOEXEC)?,
-    ))
-}
-
-fn u64_at(data: &[u8], at: usize) -> EResult<u64> {
-    Ok(u64::from_le_bytes(
-        data.get(at..at + 8)
-            .ok_or(Errno::ENOEXEC)?
-            .try_into()
-            .map_err(|_| Errno::ENOEXEC)?,
-    ))
+impl From<ElfError> for Errno {
+    fn from(_: ElfError) -> Self {
+        Errno::ENOEXEC
+    }
 }
 
 /// What a loaded program needs to start.
@@ -97,109 +60,24 @@ pub struct Interpreter {
     pub file: Option<Arc<OpenFile>>,
 }
 
-/// The parts of an ELF header the loader uses, checked: a 64-bit little-endian x86_64
-/// executable or shared object with sane program headers.
-struct ElfFile<'a> {
-    data: &'a [u8],
-    kind: u16,
-    entry: u64,
-    phoff: u64,
-    headers: Vec<ProgramHeader>,
+/// A checked ELF file (parsed by `cadenza-formats`, fuzzed on the host: docs/fuzzing.md), to
+/// which the loader adds mapping.
+struct ElfFile<'a>(cadenza_formats::elf::ElfFile<'a>);
+
+impl<'a> core::ops::Deref for ElfFile<'a> {
+    type Target = cadenza_formats::elf::ElfFile<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// Parses and checks the header and program headers; `ENOEXEC` for anything we cannot run.
 fn parse(data: &[u8]) -> EResult<ElfFile<'_>> {
-    if data.get(..4) != Some(b"\x7fELF".as_slice()) {
-        return Err(Errno::ENOEXEC);
-    }
-    // 64-bit, little-endian, version 1.
-    if data.get(4..7) != Some([2u8, 1, 1].as_slice()) {
-        return Err(Errno::ENOEXEC);
-    }
-    let kind = u16_at(data, 16)?;
-    if u16_at(data, 18)? != EM_X86_64 || !(kind == ET_EXEC || kind == ET_DYN) {
-        return Err(Errno::ENOEXEC);
-    }
-    let entry = u64_at(data, 24)?;
-    let phoff = u64_at(data, 32)? as usize;
-    let phentsize = u16_at(data, 54)? as usize;
-    let phnum = u16_at(data, 56)? as usize;
-    if phentsize != 56 || phnum == 0 || phnum > 128 {
-        return Err(Errno::ENOEXEC);
-    }
-    let headers = (0..phnum)
-        .map(|i| {
-            let at = phoff.checked_add(i * phentsize).ok_or(Errno::ENOEXEC)?;
-            Ok(ProgramHeader {
-                kind: u32_at(data, at)?,
-                flags: u32_at(data, at + 4)?,
-                offset: u64_at(data, at + 8)?,
-                vaddr: u64_at(data, at + 16)?,
-                file_size: u64_at(data, at + 32)?,
-                mem_size: u64_at(data, at + 40)?,
-            })
-        })
-        .collect::<EResult<Vec<_>>>()?;
-    if !headers.iter().any(|h| h.kind == PT_LOAD) {
-        return Err(Errno::ENOEXEC);
-    }
-    Ok(ElfFile {
-        data,
-        kind,
-        entry,
-        phoff: phoff as u64,
-        headers,
-    })
+    Ok(ElfFile(cadenza_formats::elf::parse(data)?))
 }
 
-/// Linux's limit on the `PT_INTERP` path (`PATH_MAX`).
-const INTERPRETER_PATH_MAX: u64 = 4096;
-
 impl ElfFile<'_> {
-    /// The `PT_INTERP` path (the dynamic linker), if any: NUL-terminated, at most `PATH_MAX`
-    /// bytes, inside the file (`ENOEXEC` otherwise, as Linux).
-    fn interpreter(&self) -> EResult<Option<&str>> {
-        let Some(header) = self.headers.iter().find(|h| h.kind == PT_INTERP) else {
-            return Ok(None);
-        };
-        if header.file_size < 2 || header.file_size > INTERPRETER_PATH_MAX {
-            return Err(Errno::ENOEXEC);
-        }
-        let end = header
-            .offset
-            .checked_add(header.file_size)
-            .ok_or(Errno::ENOEXEC)?;
-        let bytes = self
-            .data
-            .get(header.offset as usize..end as usize)
-            .ok_or(Errno::ENOEXEC)?;
-        let (&last, path) = bytes.split_last().ok_or(Errno::ENOEXEC)?;
-        if last != 0 || path.contains(&0) {
-            return Err(Errno::ENOEXEC);
-        }
-        core::str::from_utf8(path)
-            .map(Some)
-            .map_err(|_| Errno::ENOEXEC)
-    }
-
-    /// The page-aligned span `[low, high)` of the `PT_LOAD` segments' addresses.
-    fn span(&self) -> EResult<(u64, u64)> {
-        let mut low = u64::MAX;
-        let mut high = 0;
-        for header in self.headers.iter().filter(|h| h.kind == PT_LOAD) {
-            let end = header
-                .vaddr
-                .checked_add(header.mem_size)
-                .ok_or(Errno::ENOEXEC)?;
-            low = low.min(header.vaddr & !(PAGE - 1));
-            high = high.max(end.checked_next_multiple_of(PAGE).ok_or(Errno::ENOEXEC)?);
-        }
-        if low >= high {
-            return Err(Errno::ENOEXEC);
-        }
-        Ok((low, high))
-    }
-
     /// Copies the `PT_LOAD` segments into `space`, `base` added to every address, and
     /// attributes them to `file` if given (the pages are all present: it only names them).
     /// Returns the address of the program headers in memory and the end of the highest

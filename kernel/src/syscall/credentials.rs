@@ -22,7 +22,7 @@ fn change(f: impl FnOnce(&mut Identity) -> EResult<()>) -> EResult<u64> {
         if before.change_clears_dumpable(&p.identity) {
             p.dumpable = false;
         }
-        Ok(())
+        Ok::<(), Errno>(())
     })??;
     Ok(0)
 }

@@ -322,7 +322,8 @@ fn draw_classes(frame: &mut Frame<'_>, area: Rect, s: &Snapshot) {
         .classes
         .iter()
         .map(|c| {
-            let internal = (c.live * c.size).saturating_sub(c.requested);
+            // Figures from the kernel (or a garbled line) may be anything: saturate, never overflow.
+            let internal = c.live.saturating_mul(c.size).saturating_sub(c.requested);
             Row::new(
                 [
                     c.size,
