@@ -1485,7 +1485,7 @@ fn threads_blocked_in_the_kernel_end_with_their_process_as_on_debians_linux() {
         "{lines:?}"
     );
     assert!(
-        lines.contains(&"futex execs: exited 5".to_string()),
+        lines.contains(&"futex thread-execs: exited 5".to_string()),
         "{lines:?}"
     );
 }

@@ -11,6 +11,13 @@
 //! SIGCONT (or SIGKILL) makes them runnable again when it is sent. The parent learns of both
 //! through SIGCHLD and `wait4`'s `WUNTRACED`/`WCONTINUED`.
 //!
+//! A process ends the way Linux's does (`do_group_exit`, `zap_other_threads`, `de_thread`):
+//! no thread is ever freed while its kernel stack may still hold something. `exit_group`, a
+//! fatal signal or `execve` marks every other thread for death and wakes it from any wait;
+//! each returns from its system call — dropping what its frames own — and exits itself on
+//! the way back to user mode. The process is a zombie, and can be reaped, only once its last
+//! thread is gone.
+//!
 //! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
 //! reads it through `info::ProcessInfo`, so they cannot disagree.
 

@@ -18,10 +18,11 @@
 #include <unistd.h>
 
 enum blocker { PIPE_READ, PIPE_WRITE, NANOSLEEP, FUTEX, BLOCKERS };
-enum ending { MAIN_EXITS, THREAD_EXITS, KILLED, EXECS, ENDINGS };
+enum ending { MAIN_EXITS, THREAD_EXITS, KILLED, EXECS, THREAD_EXECS, ENDINGS };
 
 static const char *blocker_names[] = {"pipe-read", "pipe-write", "nanosleep", "futex"};
-static const char *ending_names[] = {"main-exits", "thread-exits", "killed", "execs"};
+static const char *ending_names[] = {"main-exits", "thread-exits", "killed", "execs",
+                                     "thread-execs"};
 
 static int data_pipe[2];
 static int futex_word;
@@ -62,14 +63,26 @@ static void *exiting_sibling(void *arg) {
     return arg;
 }
 
+/* The sibling that replaces the program while main is blocked: it takes over the pid. */
+static void *execing_sibling(void *arg) {
+    for (int i = 0; i < 5; i++)
+        sched_yield();
+    execl("/init", "init", "exec-child", (char *)0);
+    _exit(105);
+    return arg;
+}
+
 static void child(enum ending ending, int ready) {
     pthread_t thread;
     if (pipe(data_pipe) != 0)
         _exit(100);
-    if (pthread_create(&thread, 0, ending == THREAD_EXITS ? exiting_sibling : sibling, 0) != 0)
+    void *(*start)(void *) = ending == THREAD_EXITS   ? exiting_sibling
+                             : ending == THREAD_EXECS ? execing_sibling
+                                                      : sibling;
+    if (pthread_create(&thread, 0, start, 0) != 0)
         _exit(101);
-    if (ending == THREAD_EXITS) {
-        block(); /* main blocks; the sibling ends the process */
+    if (ending == THREAD_EXITS || ending == THREAD_EXECS) {
+        block(); /* main blocks; the sibling ends or replaces the process */
         _exit(102);
     }
     for (int i = 0; i < 5; i++)
@@ -137,7 +150,7 @@ static int round_of(int rounds_left, int print) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "exec-child") == 0)
-        return 5;
+        return 5; /* waitpid on the original pid sees this: the pid stayed */
     /* argv[1]: rounds (the leak test); without it one round, printed (the parity test). */
     int rounds = argc > 1 ? atoi(argv[1]) : 0;
     int print = rounds == 0;
