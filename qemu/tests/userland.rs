@@ -1557,3 +1557,82 @@ fn debians_dynamically_linked_coreutils_print_the_same_lines_on_debians_linux() 
         .collect();
     scenario_on_both_kernels("/bin/sh", "coreutils.sh", &extra);
 }
+
+/// The program's printed lines, the same on Cadenza and on Debian's Linux.
+fn prints_the_same_on_debians_linux(name: &str, init_args: &str) -> Vec<String> {
+    let binary = program(name);
+    let (cadenza, linux) = on_both_kernels(&[("init", &binary)], init_args);
+    assert!(!cadenza.is_empty(), "{name} printed nothing");
+    assert_eq!(
+        cadenza, linux,
+        "{name}: Cadenza (left) and Linux (right) differ"
+    );
+    cadenza
+}
+
+#[test]
+fn threads_blocked_in_the_kernel_end_with_their_process_as_on_debians_linux() {
+    let lines = prints_the_same_on_debians_linux("thread_exit", "");
+    assert!(
+        lines.contains(&"pipe-read killed: killed by signal 9".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"futex thread-execs: exited 5".to_string()),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn threads_blocked_in_the_kernel_unwind_when_their_process_ends_and_leak_nothing() {
+    // Each round: 16 processes whose second thread is blocked (in a 1 MiB pipe read or write,
+    // nanosleep, a futex) when the process exits, is killed or execs.
+    let thread_exit = program("thread_exit");
+    let baseline = boot(&[("init", &thread_exit)], "-- 1");
+    let after = boot(&[("init", &thread_exit)], "-- 100");
+    assert!(
+        after.console.contains("thread_exit: 100 rounds done"),
+        "{}",
+        after.console
+    );
+    let (live_before, bytes_before, leaks_before) = shutdown_report(&baseline.console);
+    let (live_after, bytes_after, leaks_after) = shutdown_report(&after.console);
+    assert_eq!(leaks_before, 0, "{}", baseline.console);
+    assert_eq!(leaks_after, 0, "{}", after.console);
+    assert_eq!(
+        (live_after, bytes_after),
+        (live_before, bytes_before),
+        "the heap is back to its baseline after 100 rounds"
+    );
+}
+
+#[test]
+fn rlimit_nproc_stops_an_unprivileged_fork_loop_as_on_debians_linux() {
+    let lines = prints_the_same_on_debians_linux("nproc", "");
+    assert!(
+        lines.contains(&"fork: EAGAIN after 19".to_string()),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn an_unlimited_unprivileged_fork_bomb_ends_in_eagain_not_a_panic() {
+    let result = boot(&[("init", &program("nproc"))], "-- bomb");
+    assert_printed(
+        &result.console,
+        &[
+            "fork: EAGAIN after more than 100",
+            "reaped all, all killed: yes",
+            "fork after reaping: ok",
+            "unprivileged child: exited 0",
+            "root fork at RLIMIT_NPROC 1: ok",
+        ],
+    );
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
+}
+
+#[test]
+fn bad_buffers_big_pipe_writes_and_bad_signal_frames_behave_as_on_debians_linux() {
+    let lines = prints_the_same_on_debians_linux("transfers", "");
+    assert!(lines.contains(&"transfers done".to_string()), "{lines:?}");
+}

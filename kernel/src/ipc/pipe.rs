@@ -24,6 +24,8 @@ use crate::task::{self, WaitQueue, signal};
 
 /// Linux's default pipe capacity.
 pub const CAPACITY: usize = 64 * 1024;
+/// POSIX's `PIPE_BUF`: a write of at most this much goes in whole or not at all.
+pub const PIPE_BUF: usize = 4096;
 const READ_END: u32 = 0;
 const WRITE_END: u32 = 1;
 /// A FIFO opened `O_RDWR`: both ends in one open file.
@@ -50,9 +52,12 @@ impl Pipe {
         !state.buffer.is_empty() || state.writers == 0
     }
 
-    fn writable(&self) -> bool {
+    /// Whether a writer with `pending` bytes left can make progress: room for all of them if
+    /// they must go in at once (`atomic`), for some otherwise; or no reader left (`EPIPE`).
+    fn writable(&self, pending: usize, atomic: bool) -> bool {
         let state = self.state.lock();
-        state.buffer.len() < CAPACITY || state.readers == 0
+        let room = CAPACITY - state.buffer.len();
+        state.readers == 0 || if atomic { room >= pending } else { room > 0 }
     }
 }
 
@@ -89,9 +94,11 @@ impl CharDevice for Pipe {
         let n = {
             let mut state = self.state.lock();
             let n = buf.len().min(state.buffer.len());
-            for slot in &mut buf[..n] {
-                *slot = state.buffer.pop_front().expect("counted");
-            }
+            let (front, back) = state.buffer.as_slices();
+            let first = n.min(front.len());
+            buf[..first].copy_from_slice(&front[..first]);
+            buf[first..n].copy_from_slice(&back[..n - first]);
+            state.buffer.drain(..n);
             n
         };
         self.changed.wake_all();
@@ -99,19 +106,25 @@ impl CharDevice for Pipe {
         Ok(n)
     }
 
+    /// Linux's `pipe_write`: a blocking write waits until all of `buf` is in (a signal ends the
+    /// wait: the bytes written so far, or `EINTR` if none); one of at most `PIPE_BUF` bytes is
+    /// never split, so it waits for room for all of it.
     fn write(&self, _minor: u32, buf: &[u8], flags: OpenFlags) -> EResult<usize> {
+        let atomic = buf.len() <= PIPE_BUF;
         let mut written = 0;
         while written < buf.len() {
-            if flags.contains(OpenFlags::NONBLOCK) {
-                if !self.writable() {
-                    return if written > 0 {
-                        Ok(written)
-                    } else {
-                        Err(Errno::EAGAIN)
-                    };
+            let pending = buf.len() - written;
+            let ready = if flags.contains(OpenFlags::NONBLOCK) {
+                if self.writable(pending, atomic) {
+                    Ok(())
+                } else {
+                    Err(Errno::EAGAIN)
                 }
             } else {
-                self.changed.wait_until(|| self.writable())?;
+                self.changed.wait_until(|| self.writable(pending, atomic))
+            };
+            if let Err(error) = ready {
+                return if written > 0 { Ok(written) } else { Err(error) };
             }
             {
                 let mut state = self.state.lock();
@@ -128,10 +141,23 @@ impl CharDevice for Pipe {
                         },
                         None,
                     );
-                    return Err(Errno::EPIPE);
+                    // Linux's `pipe_write`: what went in before the readers left counts.
+                    return if written > 0 {
+                        Ok(written)
+                    } else {
+                        Err(Errno::EPIPE)
+                    };
                 }
                 let room = CAPACITY - state.buffer.len();
-                let n = room.min(buf.len() - written);
+                let n = room.min(pending);
+                if state.buffer.try_reserve(n).is_err() {
+                    drop(state);
+                    return if written > 0 {
+                        Ok(written)
+                    } else {
+                        Err(Errno::ENOMEM)
+                    };
+                }
                 state.buffer.extend(&buf[written..written + n]);
                 written += n;
             }
@@ -279,10 +305,15 @@ pub fn open_fifo(location: Location, flags: OpenFlags) -> EResult<Arc<OpenFile>>
 pub fn new(flags: OpenFlags) -> EResult<(Arc<OpenFile>, Arc<OpenFile>)> {
     let node = fifo_node()?;
     let pipe = Pipe::new(1, 1);
-    // Reachable again through /proc/<pid>/fd while either end is open.
-    OPEN_FIFOS
-        .lock()
-        .push((fifo_key(&node), Arc::downgrade(&pipe)));
+    // Reachable again through /proc/<pid>/fd while either end is open. Stale entries go
+    // first: a `Weak` keeps its pipe's memory, so without the sweep every pipe ever made
+    // would stay allocated.
+    {
+        let mut fifos = OPEN_FIFOS.lock();
+        fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+        fifos.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        fifos.push((fifo_key(&node), Arc::downgrade(&pipe)));
+    }
     let status = flags & OpenFlags::NONBLOCK;
     let read = OpenFile::new_device(
         node.clone(),

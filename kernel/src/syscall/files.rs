@@ -69,10 +69,67 @@ fn copy_out(address: u64, bytes: &[u8]) -> EResult<()> {
 }
 
 fn copy_in(address: u64, len: usize) -> EResult<Vec<u8>> {
-    let mut bytes = vec![0u8; len];
+    let mut bytes = zeroed(len)?;
     let source = UserSlice::<Read>::new(address, len)?;
     task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     Ok(bytes)
+}
+
+/// A kernel buffer of `len` zero bytes, `ENOMEM` rather than a panic if the heap is short.
+fn zeroed(len: usize) -> EResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    bytes.resize(len, 0);
+    Ok(bytes)
+}
+
+/// A kernel buffer for a read of at most `len` bytes into user memory at `address`: as long as
+/// the part of the destination the user could write (so a read never consumes data it cannot
+/// hand over: a pipe keeps it, a directory stays positioned before it); `EFAULT` if none of it
+/// is writable.
+fn read_buffer(address: u64, len: usize) -> EResult<Vec<u8>> {
+    UserSlice::<Write>::new(address, len)?;
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let writable = task::with_current(|p| p.space.lock().writable_prefix(address, len))?;
+    if writable == 0 {
+        return Err(Errno::EFAULT);
+    }
+    zeroed(writable)
+}
+
+/// Largest piece of a write copied into the kernel at a time.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Writes `len` bytes of user memory from `address` through `write` (given the bytes and
+/// their position in the whole), in pieces of at most `WRITE_CHUNK`: however large the write,
+/// the kernel never holds more than one piece (Linux copies page by page). Stops at a short
+/// write; an error after some bytes went through returns their count, as Linux does.
+fn write_in_chunks(
+    address: u64,
+    len: usize,
+    mut write: impl FnMut(&[u8], usize) -> EResult<usize>,
+) -> EResult<usize> {
+    if len == 0 {
+        return write(&[], 0); // still checked: a descriptor not open for writing is `EBADF`
+    }
+    let mut done = 0;
+    while done < len {
+        let piece = (len - done).min(WRITE_CHUNK);
+        let result = copy_in(address + done as u64, piece).and_then(|data| write(&data, done));
+        match result {
+            Ok(written) => {
+                done += written;
+                if written < piece {
+                    break;
+                }
+            }
+            Err(error) if done == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }
 
 fn install(file: Arc<OpenFile>, close_on_exec: bool) -> EResult<u64> {
@@ -129,8 +186,7 @@ pub fn read(call: &mut Call<'_>) -> EResult<u64> {
     let [fd, buffer, count, ..] = call.args.0;
     let file = file(fd_arg(fd)?)?;
     let len = (count as usize).min(MAX_RW).min(1 << 20);
-    UserSlice::<Write>::new(buffer, len)?;
-    let mut data = vec![0u8; len];
+    let mut data = read_buffer(buffer, len)?;
     let n = file.read(&mut data)?;
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
@@ -139,9 +195,11 @@ pub fn read(call: &mut Call<'_>) -> EResult<u64> {
 pub fn write(call: &mut Call<'_>) -> EResult<u64> {
     let [fd, buffer, count, ..] = call.args.0;
     let file = file(fd_arg(fd)?)?;
-    let len = (count as usize).min(MAX_RW).min(1 << 20);
-    let data = copy_in(buffer, len)?;
-    Ok(file.write(&data)? as u64)
+    UserSlice::<Read>::new(buffer, (count as usize).min(MAX_RW))?;
+    let written = write_in_chunks(buffer, (count as usize).min(MAX_RW), |data, _| {
+        file.write(data)
+    })?;
+    Ok(written as u64)
 }
 
 fn iovecs(address: u64, count: u64) -> EResult<Vec<(u64, usize)>> {
@@ -169,11 +227,19 @@ pub fn readv(call: &mut Call<'_>) -> EResult<u64> {
         if len == 0 {
             continue;
         }
-        let mut data = vec![0u8; len.min(1 << 20)];
-        let n = file.read(&mut data)?;
-        copy_out(base, &data[..n])?;
+        let wanted = len.min(1 << 20);
+        let read = read_buffer(base, wanted).and_then(|mut data| {
+            let n = file.read(&mut data)?;
+            copy_out(base, &data[..n])?;
+            Ok(n)
+        });
+        let n = match read {
+            Ok(n) => n,
+            Err(error) if total == 0 => return Err(error),
+            Err(_) => break,
+        };
         total += n as u64;
-        if n < data.len() {
+        if n < wanted {
             break;
         }
     }
@@ -188,8 +254,15 @@ pub fn writev(call: &mut Call<'_>) -> EResult<u64> {
         if len == 0 {
             continue;
         }
-        let data = copy_in(base, len.min(1 << 20))?;
-        total += file.write(&data)? as u64;
+        let written = match write_in_chunks(base, len, |data, _| file.write(data)) {
+            Ok(written) => written,
+            Err(error) if total == 0 => return Err(error),
+            Err(_) => break,
+        };
+        total += written as u64;
+        if written < len {
+            break;
+        }
     }
     Ok(total)
 }
@@ -200,7 +273,7 @@ pub fn pread64(call: &mut Call<'_>) -> EResult<u64> {
     if (offset as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let mut data = vec![0u8; (count as usize).min(1 << 20)];
+    let mut data = read_buffer(buffer, (count as usize).min(1 << 20))?;
     let n = file.pread(&mut data, offset)?;
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
@@ -212,8 +285,12 @@ pub fn pwrite64(call: &mut Call<'_>) -> EResult<u64> {
     if (offset as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let data = copy_in(buffer, (count as usize).min(1 << 20))?;
-    Ok(file.pwrite(&data, offset)? as u64)
+    let len = (count as usize).min(MAX_RW);
+    UserSlice::<Read>::new(buffer, len)?;
+    let written = write_in_chunks(buffer, len, |data, at| {
+        file.pwrite(data, offset + at as u64)
+    })?;
+    Ok(written as u64)
 }
 
 pub fn lseek(call: &mut Call<'_>) -> EResult<u64> {
@@ -226,8 +303,14 @@ pub fn lseek(call: &mut Call<'_>) -> EResult<u64> {
 pub fn getdents64(call: &mut Call<'_>) -> EResult<u64> {
     let [fd, buffer, count, ..] = call.args.0;
     let file = file(fd_arg(fd)?)?;
-    let mut data = vec![0u8; (count as usize).min(64 * 1024)];
-    let n = file.getdents64(&mut data)?;
+    let wanted = (count as usize).min(64 * 1024);
+    let mut data = read_buffer(buffer, wanted)?;
+    // Entries that would not fit in the writable part are left for the next call; if not
+    // even one does, that is the bad buffer's fault, not its size's.
+    let n = match file.getdents64(&mut data) {
+        Err(Errno::EINVAL) if data.len() < wanted => return Err(Errno::EFAULT),
+        other => other?,
+    };
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
 }

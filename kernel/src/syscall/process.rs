@@ -13,7 +13,7 @@ pub fn exit(call: &mut Call<'_>) -> EResult<u64> {
 
 /// `exit_group`: ends every thread of the process.
 pub fn exit_group(call: &mut Call<'_>) -> EResult<u64> {
-    task::exit_current(ExitStatus::Code((call.args.0[0] & 0xff) as i32))
+    task::exit_group(ExitStatus::Code((call.args.0[0] & 0xff) as i32))
 }
 
 pub fn getpid(_: &mut Call<'_>) -> EResult<u64> {

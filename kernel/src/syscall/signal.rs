@@ -133,8 +133,11 @@ pub fn rt_sigpending(call: &mut Call<'_>) -> EResult<u64> {
 }
 
 pub fn rt_sigreturn(call: &mut Call<'_>) -> EResult<u64> {
-    task::signal_return(call.frame)?;
-    Ok(call.frame.rax)
+    if task::signal_return(call.frame)? {
+        Ok(call.frame.rax)
+    } else {
+        Ok(0) // as Linux's `badframe`: the forced SIGSEGV follows
+    }
 }
 
 fn sender_info(code: i32) -> EResult<signal::Info> {

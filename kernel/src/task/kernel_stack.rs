@@ -6,7 +6,7 @@ use crate::errno::{EResult, Errno};
 use crate::mm::{frame_allocator, phys_to_virt};
 
 /// 32 KiB: system calls run here, and the leak tracker's backtraces walk it.
-const FRAMES: usize = 8;
+pub const FRAMES: usize = 8;
 
 pub struct KernelStack {
     phys: u64,

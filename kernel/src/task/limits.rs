@@ -3,7 +3,8 @@
 //!
 //! Programs ask for their limits at start-up (musl and glibc read `RLIMIT_STACK`, shells report
 //! `ulimit`), so every resource has a value even where nothing here enforces it yet. What is
-//! enforced: `RLIMIT_NOFILE` (the descriptor table's size) and `RLIMIT_STACK`'s default matches
+//! enforced: `RLIMIT_NOFILE` (the descriptor table's size), `RLIMIT_NPROC` (`fork` and `clone`
+//! are `EAGAIN` for a user at the limit, as in Linux's `copy_process`) and `RLIMIT_STACK`'s default matches
 //! the 8 MiB stack `execve` maps.
 
 use crate::errno::{EResult, Errno};
@@ -11,6 +12,7 @@ use crate::errno::{EResult, Errno};
 pub const INFINITY: u64 = u64::MAX;
 /// `RLIM_NLIMITS`.
 pub const COUNT: usize = 16;
+pub const RLIMIT_NPROC: usize = 6;
 pub const RLIMIT_NOFILE: usize = 7;
 /// `fs.nr_open`: the highest `RLIMIT_NOFILE` anyone may set.
 const NR_OPEN: u64 = 1 << 20;

@@ -11,6 +11,13 @@
 //! SIGCONT (or SIGKILL) makes them runnable again when it is sent. The parent learns of both
 //! through SIGCHLD and `wait4`'s `WUNTRACED`/`WCONTINUED`.
 //!
+//! A process ends the way Linux's does (`do_group_exit`, `zap_other_threads`, `de_thread`):
+//! no thread is ever freed while its kernel stack may still hold something. `exit_group`, a
+//! fatal signal or `execve` marks every other thread for death and wakes it from any wait;
+//! each returns from its system call — dropping what its frames own — and exits itself on
+//! the way back to user mode. The process is a zombie, and can be reaped, only once its last
+//! thread is gone.
+//!
 //! Every view of a process — `/proc/<pid>`, gdb's thread list, `monitor ps`, the TUI snapshot —
 //! reads it through `info::ProcessInfo`, so they cannot disagree.
 
@@ -146,6 +153,12 @@ pub struct Process {
     /// On a group's first thread: a stop or continue `wait4` has not reported yet (Linux's
     /// `group_exit_code` and `SIGNAL_STOP_CONTINUED`); each is reported once.
     pub job_change: Option<WaitEvent>,
+    /// On a group's first thread: the process is exiting with this status (Linux's
+    /// `SIGNAL_GROUP_EXIT` and `group_exit_code`); its other threads are dying.
+    group_exit: Option<ExitStatus>,
+    /// On a group's first thread: the thread that is replacing the program (`execve`) and
+    /// waits for the others to die (Linux's `group_exec_task`).
+    group_exec: Option<Pid>,
     pub fs_base: u64,
     pub clear_child_tid: u64,
     pub start_ns: u64,
@@ -358,6 +371,8 @@ fn new_process(
         tgid: pid,
         is_thread: false,
         job_change: None,
+        group_exit: None,
+        group_exec: None,
         fs_base: 0,
         clear_child_tid: 0,
         start_ns: crate::time::now_ns(),
@@ -505,7 +520,7 @@ fn deliver(frame: &mut TrapFrame, delivery: signal::Delivery) {
             if signal == signal::SIGSEGV || signal == signal::SIGBUS {
                 report_fault(frame);
             }
-            exit_current(ExitStatus::Signal { signal, core });
+            exit_group(ExitStatus::Signal { signal, core });
         }
         signal::Delivery::Handle {
             signal,
@@ -526,7 +541,7 @@ fn deliver(frame: &mut TrapFrame, delivery: signal::Delivery) {
             });
             if !matches!(entered, Ok(Ok(()))) {
                 // No usable stack for the frame: Linux kills with SIGSEGV.
-                exit_current(ExitStatus::Signal {
+                exit_group(ExitStatus::Signal {
                     signal: signal::SIGSEGV,
                     core: true,
                 });
@@ -535,13 +550,35 @@ fn deliver(frame: &mut TrapFrame, delivery: signal::Delivery) {
     }
 }
 
-/// `rt_sigreturn`.
-pub fn signal_return(frame: &mut TrapFrame) -> EResult<()> {
-    with_current(|p| {
-        signal::restore(&mut p.space.lock(), &mut p.signals, &mut p.fpu, frame)?;
-        p.fpu.restore();
-        Ok(())
-    })?
+/// `rt_sigreturn`. A frame that cannot be read back is the program's fault, as if it had
+/// touched the bad address itself: Linux (`signal_fault`) forces SIGSEGV, which kills it
+/// unless a handler can still run. Whether the context was restored.
+pub fn signal_return(frame: &mut TrapFrame) -> EResult<bool> {
+    let (ip, sp) = (frame.rip, frame.rsp);
+    let restored = with_current(|p| {
+        match signal::restore(&mut p.space.lock(), &mut p.signals, &mut p.fpu, frame) {
+            Ok(()) => {
+                p.fpu.restore();
+                true
+            }
+            Err(_) => {
+                let info = signal::Info {
+                    code: signal::SI_KERNEL,
+                    ..signal::Info::default()
+                };
+                p.signals.force(signal::SIGSEGV, info);
+                false
+            }
+        }
+    })?;
+    if !restored {
+        let pid = current_pid_fast();
+        kprintln!(
+            "{}[{pid}] bad frame in rt_sigreturn ip:{ip:x} sp:{sp:x}",
+            comm(pid).as_str()
+        );
+    }
+    Ok(restored)
 }
 
 /// Sends `signal` to process `pid` (`kill`); 0 only checks that it exists.
@@ -559,9 +596,6 @@ pub fn send_signal(
     if sender.is_some_and(|s| !s.may_signal(&task.identity)) {
         return Err(Errno::EPERM);
     }
-    if matches!(task.state, State::Zombie(_)) {
-        return Ok(());
-    }
     if signal != 0 {
         post_signal(&mut scheduler, pid, signal, info);
     }
@@ -576,28 +610,57 @@ pub fn send_signal_to(
     info: signal::Info,
     sender: Option<&identity::Identity>,
 ) -> EResult<()> {
+    use core::ops::Bound;
     let mut scheduler = SCHEDULER.lock();
-    let mut found = false;
-    let targets: alloc::vec::Vec<Pid> = scheduler
-        .tasks
-        .values()
-        .filter(|p| !matches!(p.state, State::Zombie(_)) && select(p))
-        .inspect(|_| found = true)
-        .filter(|p| sender.is_none_or(|s| s.may_signal(&p.identity)))
-        .map(|p| p.pid)
-        .collect();
+    let (mut found, mut permitted) = (false, false);
+    // One target at a time, in pid order, so that signalling every process allocates
+    // nothing however many there are (posting changes no process's selection).
+    let mut after = None;
+    loop {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let next = scheduler
+            .tasks
+            .range((from, Bound::Unbounded))
+            .map(|(_, p)| p)
+            .find(|p| !matches!(p.state, State::Zombie(_)) && select(p))
+            .map(|p| (p.pid, sender.is_none_or(|s| s.may_signal(&p.identity))));
+        let Some((pid, allowed)) = next else {
+            break;
+        };
+        after = Some(pid);
+        found = true;
+        if allowed {
+            permitted = true;
+            if signal != 0 {
+                post_signal(&mut scheduler, pid, signal, info);
+            }
+        }
+    }
     if !found {
         return Err(Errno::ESRCH);
     }
-    if targets.is_empty() {
+    if !permitted {
         return Err(Errno::EPERM);
     }
-    if signal != 0 {
-        for pid in targets {
-            post_signal(&mut scheduler, pid, signal, info);
-        }
-    }
     Ok(())
+}
+
+/// Who takes a signal sent to task `pid`: itself, or — if it is a process's first thread that
+/// has exited while others run on (its pid still names the process) — a thread still alive.
+/// `None` if it is gone or the whole process has ended.
+fn signal_target(scheduler: &Scheduler, pid: Pid) -> Option<Pid> {
+    let task = scheduler.tasks.get(&pid)?;
+    if !matches!(task.state, State::Zombie(_)) {
+        return Some(pid);
+    }
+    if task.is_thread {
+        return None;
+    }
+    scheduler
+        .tasks
+        .values()
+        .find(|t| t.tgid == pid && !matches!(t.state, State::Zombie(_)))
+        .map(|t| t.pid)
 }
 
 /// Makes `signal` pending for task `pid`, with the job-control effects Linux's `prepare_signal`
@@ -605,6 +668,9 @@ pub fn send_signal_to(
 /// signals and continues a stopped process whatever its disposition (a handler then runs too,
 /// a blocked SIGCONT stays pending); SIGKILL wakes a stopped process so that it can die.
 fn post_signal(scheduler: &mut Scheduler, pid: Pid, signal: u8, info: signal::Info) {
+    let Some(pid) = signal_target(scheduler, pid) else {
+        return;
+    };
     let Some(target) = scheduler.tasks.get(&pid) else {
         return;
     };
@@ -716,11 +782,15 @@ fn signal_parent(scheduler: &mut Scheduler, parent: Pid, info: Option<signal::In
     if let Some(info) = info {
         post_signal(scheduler, parent, signal::SIGCHLD, info);
     }
-    if let Some(task) = scheduler.tasks.get_mut(&parent)
-        && task.state == State::WaitingForChild
-    {
-        task.state = State::Runnable;
-        scheduler.run_queue.push_back(parent);
+    // Any of its threads may be the one waiting (children belong to the whole process).
+    let Scheduler {
+        tasks, run_queue, ..
+    } = scheduler;
+    for task in tasks.values_mut() {
+        if task.tgid == parent && task.state == State::WaitingForChild {
+            task.state = State::Runnable;
+            run_queue.push_back(task.pid);
+        }
     }
 }
 
@@ -771,10 +841,14 @@ fn wake_for_signal(scheduler: &mut Scheduler, pid: Pid) {
 pub fn set_process_group(pid: Pid, pgid: Pid) -> EResult<()> {
     let mut scheduler = SCHEDULER.lock();
     let me = scheduler.current;
-    let my_sid = scheduler.tasks.get(&me).ok_or(Errno::ESRCH)?.sid;
+    let (my_sid, my_tgid) = scheduler
+        .tasks
+        .get(&me)
+        .map(|t| (t.sid, t.tgid))
+        .ok_or(Errno::ESRCH)?;
     let target_pid = if pid == 0 { me } else { pid };
     let target = scheduler.tasks.get(&target_pid).ok_or(Errno::ESRCH)?;
-    if target_pid != me && target.ppid != me {
+    if target_pid != me && target.ppid != my_tgid {
         return Err(Errno::ESRCH);
     }
     if target.sid != my_sid {
@@ -955,6 +1029,37 @@ pub struct CloneRequest {
     pub set_parent_tid: Option<u64>,
 }
 
+/// Linux's `threads-max` (`set_max_threads`): at most an eighth of memory in kernel stacks,
+/// and never fewer than 20 tasks. It stops root's fork bomb too, with `EAGAIN`.
+fn max_tasks() -> usize {
+    let frames = crate::mm::frame_allocator::stats().total as usize;
+    (frames / (8 * kernel_stack::FRAMES)).max(20)
+}
+
+/// Linux's checks in `copy_process`: `RLIMIT_NPROC` counts every task (threads too, zombies
+/// until reaped) of the caller's real user, and refuses one more when they are at the limit
+/// unless the caller is root (or the user is); the kernel-wide `threads-max` applies to all.
+/// Both are `EAGAIN`.
+fn check_task_limits(scheduler: &Scheduler, parent_pid: Pid) -> EResult<()> {
+    let parent = scheduler.tasks.get(&parent_pid).ok_or(Errno::ESRCH)?;
+    let uid = parent.identity.uid.real;
+    let limit = parent.limits.get(limits::RLIMIT_NPROC as u64)?.soft;
+    if uid != 0 && !parent.identity.is_privileged() {
+        let tasks = scheduler
+            .tasks
+            .values()
+            .filter(|t| t.identity.uid.real == uid)
+            .count() as u64;
+        if tasks >= limit {
+            return Err(Errno::EAGAIN);
+        }
+    }
+    if scheduler.tasks.len() >= max_tasks() {
+        return Err(Errno::EAGAIN);
+    }
+    Ok(())
+}
+
 /// `clone`: a new thread (sharing the address space) or process (copy-on-write copy).
 pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     let mut child_frame = *frame;
@@ -964,6 +1069,7 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     }
     let mut scheduler = SCHEDULER.lock();
     let parent_pid = scheduler.current;
+    check_task_limits(&scheduler, parent_pid)?;
     let parent = scheduler.tasks.get_mut(&parent_pid).ok_or(Errno::ESRCH)?;
     let space = if request.share_memory {
         Arc::clone(&parent.space)
@@ -986,10 +1092,12 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     let mut fpu = Box::new(FpuState::initial());
     fpu.save();
     let name = parent.name.clone();
+    // A child belongs to the parent's process, not the thread that made it: any thread may
+    // wait for it, and it outlives the thread (Linux reports the thread group in `getppid`).
     let (tgid, ppid) = if request.thread {
         (parent.tgid, parent.ppid)
     } else {
-        (0, parent_pid)
+        (0, parent.tgid)
     };
     let (pgid, sid, fs_base) = (parent.pgid, parent.sid, parent.fs_base);
     let mut signals = parent.signals.clone();
@@ -1038,27 +1146,42 @@ pub fn clone(frame: &TrapFrame, request: CloneRequest) -> EResult<Pid> {
     Ok(pid)
 }
 
-/// `exit` of one thread: the process ends only with its last thread.
+/// `exit` of one thread (Linux's `do_exit`): the process ends only with its last thread.
 pub fn exit_thread(code: i32) -> ! {
-    let alone = {
-        let scheduler = SCHEDULER.lock();
+    finish_thread(ExitStatus::Code(code))
+}
+
+/// The calling thread ends, from the top of its kernel stack (everything below has been
+/// unwound: its system call returned, or it never made one). Other threads free it once it
+/// has switched away for the last time; the last thread of a process ends the process.
+fn finish_thread(status: ExitStatus) -> ! {
+    release_thread_memory();
+    let last = {
+        let mut scheduler = SCHEDULER.lock();
         let me = scheduler.current;
-        let tgid = scheduler.tasks.get(&me).map_or(0, |t| t.tgid);
-        !scheduler
+        let tgid = scheduler.tasks.get(&me).map_or(me, |t| t.tgid);
+        let last = !scheduler
             .tasks
             .values()
-            .any(|t| t.tgid == tgid && t.pid != me && !matches!(t.state, State::Zombie(_)))
+            .any(|t| t.tgid == tgid && t.pid != me && !matches!(t.state, State::Zombie(_)));
+        if !last && let Some(task) = scheduler.tasks.get_mut(&me) {
+            // A first thread that leaves early stays (a zombie whose pid still names the
+            // process) until the process ends and its parent reaps it.
+            task.state = State::Zombie(status);
+        }
+        last
     };
-    if alone {
-        exit_current(ExitStatus::Code(code));
+    if last {
+        exit_process(status);
     }
-    release_thread_memory();
-    // A group leader that leaves early stays a zombie until its parent reaps it; other threads
-    // are freed by the next context to run.
-    let _ = with_current(|p| p.state = State::Zombie(ExitStatus::Code(code)));
+    // An `execve` in another thread may be waiting for this one to be gone.
+    DE_THREAD.wake_all();
     schedule();
     unreachable!("an exited thread is never scheduled again")
 }
+
+/// Woken whenever a thread exits while others remain: what `execve`'s `de_thread` waits on.
+static DE_THREAD: WaitQueue = WaitQueue::new();
 
 /// A thread's last words to its address space: its robust futexes are marked owner-dead, and
 /// (`CLONE_CHILD_CLEARTID`) its tid word is zeroed and whoever joins it woken.
@@ -1078,25 +1201,120 @@ fn release_thread_memory() {
     }
 }
 
-/// `exit_group` and fatal signals: every other thread of the process ends now.
-fn end_other_threads() {
-    let mut scheduler = SCHEDULER.lock();
-    let me = scheduler.current;
-    let Some(tgid) = scheduler.tasks.get(&me).map(|t| t.tgid) else {
-        return;
+/// `exit_group` and fatal signals (Linux's `do_group_exit`). The first thread to get here
+/// decides the process's status and marks every other thread for death
+/// (`zap_other_threads`): each is woken from whatever it waits for, returns up its own kernel
+/// stack to the way back to user mode — dropping everything it holds on the way — and exits
+/// there. Nothing is freed under a thread that may still be using it, and the process ends
+/// (and can be reaped) only when its last thread has.
+pub fn exit_group(status: ExitStatus) -> ! {
+    let status = {
+        let mut scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let tgid = scheduler.tasks.get(&me).map_or(me, |t| t.tgid);
+        match scheduler
+            .tasks
+            .get(&tgid)
+            .map(|leader| (leader.group_exit, leader.group_exec))
+        {
+            // Another thread got here first: its status stands.
+            Some((Some(decided), _)) => decided,
+            // Killed by an `execve` in another thread: the process goes on without this one.
+            Some((None, Some(exec))) if exec != me => status,
+            _ => {
+                if let Some(leader) = scheduler.tasks.get_mut(&tgid) {
+                    leader.group_exit = Some(status);
+                    leader.group_exec = None;
+                }
+                zap_other_threads(&mut scheduler, tgid, me);
+                status
+            }
+        }
     };
-    let others: alloc::vec::Vec<Pid> = scheduler
-        .tasks
-        .values()
-        .filter(|t| t.tgid == tgid && t.pid != me && t.is_thread)
-        .map(|t| t.pid)
-        .collect();
-    for pid in others {
-        if let Some(task) = scheduler.tasks.remove(&pid) {
-            // Not running (one CPU): its stack is idle, it can go at once.
-            scheduler.dead.push(task);
+    finish_thread(status)
+}
+
+/// Marks every other live thread of process `tgid` for death and wakes it from any sleep,
+/// a job-control stop included; a stop that ends this way is not reported.
+fn zap_other_threads(scheduler: &mut Scheduler, tgid: Pid, me: Pid) {
+    let Scheduler {
+        tasks, run_queue, ..
+    } = scheduler;
+    for task in tasks.values_mut() {
+        if task.tgid != tgid || task.pid == me || matches!(task.state, State::Zombie(_)) {
+            continue;
+        }
+        task.signals.zap();
+        if matches!(
+            task.state,
+            State::Sleeping | State::WaitingForChild | State::Stopped
+        ) {
+            task.state = State::Runnable;
+            run_queue.push_back(task.pid);
         }
     }
+    if let Some(leader) = tasks.get_mut(&tgid) {
+        leader.job_change = None;
+    }
+}
+
+/// Linux's `de_thread`: before `execve` replaces the program, every other thread dies (each
+/// unwinding its own stack as in `exit_group`) and the caller waits until they are gone; if
+/// it is not the first thread, it takes over the process's pid. Only a fatal signal ends the
+/// wait (`EINTR`; the caller then dies on its way out).
+fn kill_other_threads_for_exec() -> EResult<()> {
+    let alone = |scheduler: &Scheduler, me: Pid, tgid: Pid| {
+        !scheduler
+            .tasks
+            .values()
+            .any(|t| t.tgid == tgid && t.pid != me && !matches!(t.state, State::Zombie(_)))
+    };
+    let (me, tgid) = {
+        let mut scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let tgid = scheduler.tasks.get(&me).ok_or(Errno::ESRCH)?.tgid;
+        if me == tgid && alone(&scheduler, me, tgid) {
+            return Ok(());
+        }
+        let leader = scheduler.tasks.get_mut(&tgid).ok_or(Errno::ESRCH)?;
+        if leader.group_exit.is_some() || leader.group_exec.is_some() {
+            return Err(Errno::EAGAIN); // the process is already dying
+        }
+        leader.group_exec = Some(me);
+        zap_other_threads(&mut scheduler, tgid, me);
+        (me, tgid)
+    };
+    let waited = DE_THREAD.wait_killable(|| alone(&SCHEDULER.lock(), me, tgid));
+    let old_leader = {
+        let mut scheduler = SCHEDULER.lock();
+        if let Some(leader) = scheduler.tasks.get_mut(&tgid) {
+            leader.group_exec = None;
+        }
+        waited?;
+        if me == tgid {
+            return Ok(());
+        }
+        // Take over the first thread's pid and place in the family; its zombie goes (it
+        // switched away for the last time when it exited).
+        let old_leader = scheduler.tasks.remove(&tgid);
+        let mut task = scheduler.tasks.remove(&me).ok_or(Errno::ESRCH)?;
+        if let Some(leader) = &old_leader {
+            task.ppid = leader.ppid;
+            task.pgid = leader.pgid;
+            task.sid = leader.sid;
+            task.start_ns = leader.start_ns;
+            task.signals.unkillable = leader.signals.unkillable;
+        }
+        task.pid = tgid;
+        task.is_thread = false;
+        task.job_change = None;
+        scheduler.tasks.insert(tgid, task);
+        scheduler.current = tgid;
+        CURRENT_PID.store(tgid, Ordering::Relaxed);
+        old_leader
+    };
+    drop(old_leader);
+    Ok(())
 }
 
 /// `execve` once the file is read: replace the current program, restart at `frame`.
@@ -1111,6 +1329,7 @@ pub fn exec(
         space,
         frame: entry,
     } = exec::load_program(image, argv, envp)?;
+    kill_other_threads_for_exec()?;
     let files = with_current(|p| Arc::clone(&p.files))?;
     let closed = files.lock().close_for_exec();
     drop(closed);
@@ -1169,9 +1388,10 @@ pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<ChildE
         let interrupted = {
             let mut scheduler = SCHEDULER.lock();
             let me = scheduler.current;
+            let tgid = scheduler.tasks.get(&me).map_or(me, |t| t.tgid);
             let matches = |p: &Process| {
                 !p.is_thread
-                    && p.ppid == me
+                    && p.ppid == tgid
                     && (options.exited || !matches!(p.state, State::Zombie(_)))
                     && match which {
                         WaitFor::Any => true,
@@ -1188,6 +1408,16 @@ pub fn wait_child(which: WaitFor, options: WaitOptions) -> EResult<Option<ChildE
                 .filter(|p| matches(p))
                 .find_map(|p| {
                     let event = match (p.state, p.job_change) {
+                        // A first thread that exited early is not the end of the process
+                        // while other threads run (Linux's `delay_group_leader`).
+                        (State::Zombie(_), _)
+                            if scheduler
+                                .tasks
+                                .values()
+                                .any(|t| t.tgid == p.pid && t.pid != p.pid) =>
+                        {
+                            return None;
+                        }
                         (State::Zombie(status), _) => WaitEvent::Exited(status),
                         (_, Some(event @ WaitEvent::Stopped(_))) if options.stopped => event,
                         (_, Some(WaitEvent::Continued)) if options.continued => {
@@ -1289,27 +1519,48 @@ fn hang_up_orphaned(scheduler: &mut Scheduler, groups: &[Pid]) {
     }
 }
 
-/// The current process ends: becomes a zombie for its parent; init ending ends the machine.
-pub fn exit_current(status: ExitStatus) -> ! {
-    end_other_threads();
-    release_thread_memory();
+/// The last thread of the current process has ended (`status`, unless the process's status
+/// was decided before): the process becomes a zombie for its parent; init ending ends the
+/// machine.
+fn exit_process(status: ExitStatus) -> ! {
     // Linux's `exit_files`: the descriptors close now, not when the parent reaps the zombie,
     // so a pipe's reader sees end-of-file as soon as its last writer has exited (a shell
-    // reads `$(...)` to the end before it waits for the command).
-    let files = with_current(|p| {
-        core::mem::replace(&mut p.files, Arc::new(IrqSpinLock::new(FdTable::new())))
-    });
-    drop(files);
-    let (pid, name) = {
+    // reads `$(...)` to the end before it waits for the command). A first thread that exited
+    // earlier holds the table too.
+    let (mine, leaders) = {
         let mut scheduler = SCHEDULER.lock();
         let me = scheduler.current;
-        let linked = groups_linked_by(&scheduler, me);
-        let (pid, name, ppid) = match scheduler.tasks.get_mut(&me) {
-            Some(task) => {
-                task.state = State::Zombie(status);
-                (task.pid, task.name.clone(), task.ppid)
+        let tgid = scheduler.tasks.get(&me).map_or(me, |t| t.tgid);
+        let mut take = |pid: Pid| {
+            scheduler.tasks.get_mut(&pid).map(|p| {
+                core::mem::replace(&mut p.files, Arc::new(IrqSpinLock::new(FdTable::new())))
+            })
+        };
+        (take(me), take(tgid))
+    };
+    drop(mine);
+    drop(leaders);
+    let (pid, name, status) = {
+        let mut scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        let tgid = scheduler.tasks.get(&me).map_or(me, |t| t.tgid);
+        let linked = groups_linked_by(&scheduler, tgid);
+        if let Some(task) = scheduler.tasks.get_mut(&me) {
+            task.state = State::Zombie(status);
+        }
+        // The process's status: a group exit's, else that of its first thread if it left
+        // earlier (Linux's `wait_task_zombie`), else this thread's.
+        let (pid, name, ppid, status) = match scheduler.tasks.get_mut(&tgid) {
+            Some(leader) => {
+                let status = match (leader.group_exit, leader.state) {
+                    (Some(decided), _) => decided,
+                    (None, State::Zombie(own)) if leader.pid != me => own,
+                    (None, _) => status,
+                };
+                leader.state = State::Zombie(status);
+                (leader.pid, leader.name.clone(), leader.ppid, status)
             }
-            None => (0, String::new(), 0),
+            None => (0, String::new(), 0, status),
         };
         // Orphans go to init; those that asked (`PR_SET_PDEATHSIG`) get their signal.
         let mut bereaved = alloc::vec::Vec::new();
@@ -1330,7 +1581,7 @@ pub fn exit_current(status: ExitStatus) -> ! {
             post_signal(&mut scheduler, child, signal, info);
         }
         hang_up_orphaned(&mut scheduler, &linked);
-        let (code, status) = match status {
+        let (code, value) = match status {
             ExitStatus::Code(code) => (signal::CLD_EXITED, code),
             ExitStatus::Signal {
                 signal,
@@ -1341,11 +1592,11 @@ pub fn exit_current(status: ExitStatus) -> ! {
         let info = signal::Info {
             code,
             pid,
-            status,
+            status: value,
             address: 0,
         };
         signal_parent(&mut scheduler, ppid, Some(info));
-        (pid, name)
+        (pid, name, status)
     };
     // Like Linux, only init's end and deaths by a fault signal are worth a console line.
     match status {
@@ -1443,6 +1694,9 @@ pub fn user_exception(frame: &TrapFrame) {
 
 /// The kernel log line Linux prints for an unhandled fault (`show_signal_msg`).
 fn report_fault(frame: &TrapFrame) {
+    if frame.vector >= 32 {
+        return; // not a CPU exception: the signal was sent, or forced by a system call
+    }
     let (pid, name) = with_current(|p| (p.pid, p.name.clone())).unwrap_or((0, String::new()));
     let mut line = String::new();
     if frame.vector == 14 {

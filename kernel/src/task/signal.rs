@@ -249,6 +249,10 @@ pub struct Signals {
     /// SIGKILL, so no user can take the system down by killing pid 1 — except a fault, which
     /// `force` delivers (and then init dies, as on Linux).
     pub unkillable: bool,
+    /// The thread must die (Linux's `zap_other_threads`: its process is exiting, or another
+    /// thread is replacing the program): SIGKILL comes before anything else, whatever the
+    /// process's immunity, and interrupts every blocking call.
+    zapped: bool,
     /// `sigaltstack`: where `SA_ONSTACK` handlers run (per thread, as in Linux).
     pub alt_stack: AltStack,
     info: [Info; MAX_SIGNAL as usize],
@@ -327,6 +331,7 @@ impl Default for Signals {
             awaited: 0,
             restore_mask: None,
             unkillable: false,
+            zapped: false,
             alt_stack: AltStack::default(),
             info: [Info::default(); MAX_SIGNAL as usize],
         }
@@ -445,6 +450,22 @@ impl Signals {
         self.info[usize::from(signal - 1)] = info;
     }
 
+    /// Marks the thread for death (see `zapped`): SIGKILL, which nothing blocks or ignores.
+    pub fn zap(&mut self) {
+        self.zapped = true;
+        self.pending |= bit(SIGKILL);
+        self.info[usize::from(SIGKILL - 1)] = Info {
+            code: SI_KERNEL,
+            ..Info::default()
+        };
+    }
+
+    /// Whether the thread is dying: zapped, or SIGKILL is pending (Linux's
+    /// `fatal_signal_pending`), so a wait that only a fatal signal may end must end.
+    pub fn fatal_pending(&self) -> bool {
+        self.zapped || (self.pending & bit(SIGKILL) != 0 && !self.ignores(SIGKILL))
+    }
+
     /// A fault signal: unblocked and reset to default if the program blocks or ignores it.
     pub fn force(&mut self, signal: u8, info: Info) {
         let action = self.action(signal);
@@ -479,6 +500,7 @@ impl Signals {
     /// A new child starts with nothing pending.
     pub fn clear_pending(&mut self) {
         self.pending = 0;
+        self.zapped = false;
     }
 
     /// The signals set to be ignored and those with a handler (`SigIgn`/`SigCgt` in
@@ -513,6 +535,9 @@ impl Signals {
     /// The lowest deliverable signal that does something, left pending (signals that are
     /// ignored, by disposition or by default, are consumed on the way).
     fn next_deliverable(&mut self) -> Option<u8> {
+        if self.zapped {
+            return Some(SIGKILL);
+        }
         loop {
             let ready = self.pending & !self.blocked;
             if ready == 0 {

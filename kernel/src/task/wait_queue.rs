@@ -12,7 +12,7 @@
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Pid, SCHEDULER, State, schedule, signal_pending};
+use super::{Pid, SCHEDULER, State, schedule, signal_pending, with_current};
 use crate::errno::{EResult, Errno};
 use crate::sync::IrqSpinLock;
 
@@ -35,12 +35,38 @@ impl WaitQueue {
 
     /// Blocks the current task until `ready()` holds; `EINTR` if a signal arrives first.
     /// In the idle context (no task), it just halts between checks.
-    pub fn wait_until(&self, mut ready: impl FnMut() -> bool) -> EResult<()> {
+    pub fn wait_until(&self, ready: impl FnMut() -> bool) -> EResult<()> {
+        self.wait(ready, signal_pending)
+    }
+
+    /// Like `wait_until`, but only a fatal signal ends the wait early (Linux's
+    /// `TASK_KILLABLE`): for waits whose caller cannot be interrupted half-way.
+    pub fn wait_killable(&self, ready: impl FnMut() -> bool) -> EResult<()> {
+        self.wait(ready, || {
+            with_current(|p| p.signals.fatal_pending()).unwrap_or(false)
+        })
+    }
+
+    /// The waiter leaves the queue however the wait ends (Linux's `finish_wait`): one that a
+    /// signal or a deadline took away must not stay registered, or a queue nobody wakes
+    /// (`pause`, `nanosleep`) would collect every pid that ever slept on it.
+    fn wait(&self, ready: impl FnMut() -> bool, interrupted: impl FnMut() -> bool) -> EResult<()> {
+        let result = self.sleep_until(ready, interrupted);
+        let me = SCHEDULER.lock().current;
+        self.unregister(me);
+        result
+    }
+
+    fn sleep_until(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        mut interrupted: impl FnMut() -> bool,
+    ) -> EResult<()> {
         loop {
             if ready() {
                 return Ok(());
             }
-            if signal_pending() {
+            if interrupted() {
                 return Err(Errno::EINTR);
             }
             let me = {
@@ -80,7 +106,7 @@ impl WaitQueue {
             return self.wait_until(ready).map(|()| true);
         };
         let mut timed_out = false;
-        self.wait_until(|| {
+        let waited = self.wait_until(|| {
             if ready() {
                 return true;
             }
@@ -90,8 +116,15 @@ impl WaitQueue {
             }
             arm_timer(deadline);
             false
-        })?;
+        });
+        // Off the timer queue too (the tick would drop it only at the next expiry).
+        TIMED_WAITERS.unregister(SCHEDULER.lock().current);
+        waited?;
         Ok(!timed_out)
+    }
+
+    fn unregister(&self, pid: Pid) {
+        self.waiters.lock().retain(|&waiter| waiter != pid);
     }
 
     /// Adds `pid` unless it is already waiting here (a waiter woken spuriously re-registers).

@@ -837,6 +837,25 @@ impl AddressSpace {
         })
     }
 
+    /// How many bytes from `address` on (at most `len`) the user could write: the range up to
+    /// the first page that is unmapped or read-only. A transfer that consumes its source (a
+    /// pipe, a directory position) moves only that much, so what could not be copied stays
+    /// where it was, as in Linux, where the copy stops at the fault.
+    pub fn writable_prefix(&mut self, address: u64, len: usize) -> usize {
+        let end = address.saturating_add(len as u64).min(USER_END);
+        let mut cursor = address;
+        while cursor < end {
+            let page = cursor & !(PAGE - 1);
+            let _ = self.populate(page);
+            self.resolve_write_fault(page);
+            if self.resolve(page, PageFlags::WRITABLE).is_err() {
+                break;
+            }
+            cursor = page + PAGE;
+        }
+        (cursor.min(end) - address.min(end)) as usize
+    }
+
     /// Makes every copy-on-write page in the range private (before the kernel writes it).
     fn unshare(&mut self, address: u64, len: usize) {
         self.populate_range(address, len);
