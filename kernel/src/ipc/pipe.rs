@@ -209,11 +209,19 @@ fn fifo_key(location: &Location) -> usize {
     Arc::as_ptr(&location.inode) as *const () as usize
 }
 
+/// Drops the entries of pipes that are gone. A `Weak` keeps its pipe's allocation alive, so
+/// every registration sweeps first: otherwise each anonymous pipe ever made stayed in the table
+/// until the next FIFO open, and a loop of `pipe` and `close` grew kernel memory without bound
+/// (found by sysfuzz, seed 7).
+fn sweep(fifos: &mut Vec<(usize, Weak<Pipe>)>) {
+    fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+}
+
 /// The pipe behind FIFO `location`, made (empty, nobody on either side) if none is open.
 fn pipe_of(location: &Location) -> Arc<Pipe> {
     let key = fifo_key(location);
     let mut fifos = OPEN_FIFOS.lock();
-    fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+    sweep(&mut fifos);
     if let Some(pipe) = fifos
         .iter()
         .find(|(k, _)| *k == key)
@@ -280,9 +288,12 @@ pub fn new(flags: OpenFlags) -> EResult<(Arc<OpenFile>, Arc<OpenFile>)> {
     let node = fifo_node()?;
     let pipe = Pipe::new(1, 1);
     // Reachable again through /proc/<pid>/fd while either end is open.
-    OPEN_FIFOS
-        .lock()
-        .push((fifo_key(&node), Arc::downgrade(&pipe)));
+    {
+        let mut fifos = OPEN_FIFOS.lock();
+        sweep(&mut fifos);
+        fifos.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        fifos.push((fifo_key(&node), Arc::downgrade(&pipe)));
+    }
     let status = flags & OpenFlags::NONBLOCK;
     let read = OpenFile::new_device(
         node.clone(),
