@@ -7,7 +7,7 @@
  * processes at once so the calls also race each other.
  *
  * Usage (as init, root): sysfuzz [-s SEED] [-w WORKERS] [-n CALLS_PER_WORKER] [-t STUCK_SECS]
- *                                [-x NR,NR,...] [-v 1] [-m 1]
+ *                                [-x NR,NR,...] [-v 1] [-m 1] [-d 1]
  * As root it builds a playground (a tmpfs at /pg with files, directories, symlinks, a FIFO, a
  * root-only file; /proc and debugfs mounted), then forks WORKERS processes that drop to
  * uid/gid 65534 and each make CALLS_PER_WORKER system calls. Everything random comes from
@@ -38,6 +38,10 @@
  * `-m 1` keeps the lengths given to mmap, mprotect, munmap and mremap below 1 GiB: while the
  * kernel walks a range page by page, a huge one freezes the machine (a known finding being
  * fixed; the default leaves lengths alone).
+ *
+ * `-d 1` prints, at the end, the kernel objects allocated during the run that are still live
+ * (the leak tracker's `mark` and `kmemleak_since_mark`, with their call sites): what to read
+ * when the heap does not return to its baseline.
  *
  * `-v 1` makes every worker print each call to the console before making it (slow; for finding
  * the call that hangs the machine, which a log of completed calls cannot show).
@@ -651,11 +655,30 @@ static void setup_playground(void) {
     mknod("/pg/fifo", S_IFIFO | 0666, 0);
 }
 
+static int diagnose;
+
+static void kmemleak(const char *command) {
+    int fd = open("/sys/kernel/debug/kmemleak", O_WRONLY);
+    if (fd >= 0) {
+        write(fd, command, strlen(command));
+        close(fd);
+    }
+}
+
 static void teardown_playground(void) {
-    if (umount2("/sys/kernel/debug", 0) != 0)
-        printf("sysfuzz: umount debugfs: errno %d\n", errno);
     if (umount2("/pg", 0) != 0)
         printf("sysfuzz: umount /pg: errno %d\n", errno);
+    if (diagnose) {
+        int fd = open("/sys/kernel/debug/kmemleak_since_mark", O_RDONLY);
+        char buffer[4096];
+        long n;
+        while (fd >= 0 && (n = read(fd, buffer, sizeof buffer)) > 0)
+            write(1, buffer, (size_t)n);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (umount2("/sys/kernel/debug", 0) != 0)
+        printf("sysfuzz: umount debugfs: errno %d\n", errno);
 }
 
 static long mem_free_kib(void) {
@@ -717,6 +740,8 @@ int main(int argc, char **argv) {
             workers = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "-n") == 0)
             calls = atol(argv[i + 1]);
+        else if (strcmp(argv[i], "-d") == 0)
+            diagnose = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "-m") == 0)
             modest_lengths = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "-v") == 0)
@@ -747,6 +772,8 @@ int main(int argc, char **argv) {
     printf("\n");
     setup_playground();
     long free_before = mem_free_kib();
+    if (diagnose)
+        kmemleak("mark");
 
     int progress[2];
     if (pipe2(progress, O_CLOEXEC) != 0)
