@@ -200,6 +200,15 @@ impl Pipe {
     }
 }
 
+impl Drop for Pipe {
+    /// The last end is gone: its entry (and any other stale one) leaves the FIFO table now, so
+    /// the table only ever holds live pipes. Never dropped with `OPEN_FIFOS` held: the table
+    /// holds `Weak`s, and `pipe_of` returns what it upgrades.
+    fn drop(&mut self) {
+        sweep(&mut OPEN_FIFOS.lock());
+    }
+}
+
 /// The pipe of every FIFO inode someone has open, by the inode's address. `Weak`: the last
 /// open file of a FIFO drops its pipe (unread data goes, as on Linux), and the stale entry is
 /// swept on the next lookup.
