@@ -79,7 +79,13 @@ impl FdTable {
     }
 
     /// Puts `file` at the lowest free descriptor; `EMFILE` if none is below the limit.
-    pub fn insert(&mut self, file: Arc<OpenFile>, close_on_exec: bool) -> EResult<i32> {
+    ///
+    /// The table takes a reference of its own and never drops the caller's: callers hold the
+    /// scheduler's lock here (`with_current`), and when a failed insert dropped the last
+    /// reference to a new pipe end, its release woke the other side, which takes that lock:
+    /// the machine deadlocked (found by sysfuzz, seed 1002). The caller drops its reference
+    /// after the lock is released.
+    pub fn insert(&mut self, file: &Arc<OpenFile>, close_on_exec: bool) -> EResult<i32> {
         self.insert_from(0, file, close_on_exec)
     }
 
@@ -88,7 +94,7 @@ impl FdTable {
     pub fn insert_from(
         &mut self,
         min: i32,
-        file: Arc<OpenFile>,
+        file: &Arc<OpenFile>,
         close_on_exec: bool,
     ) -> EResult<i32> {
         let min = usize::try_from(min).map_err(|_| Errno::EINVAL)?;
@@ -98,7 +104,7 @@ impl FdTable {
         let index = (min..self.limit)
             .find(|&i| self.slots.get(i).is_none_or(Option::is_none))
             .ok_or(Errno::EMFILE)?;
-        self.put(index, file, close_on_exec);
+        self.put(index, file.clone(), close_on_exec);
         Ok(index as i32)
     }
 
@@ -129,7 +135,7 @@ impl FdTable {
     /// `dup`: the lowest free descriptor, close-on-exec clear.
     pub fn dup(&mut self, fd: i32) -> EResult<i32> {
         let file = self.get(fd)?;
-        self.insert(file, false)
+        self.insert(&file, false)
     }
 
     /// `dup2(old, new)`: `new` names `old`'s file (close-on-exec clear), closing what `new` named

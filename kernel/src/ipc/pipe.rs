@@ -226,6 +226,15 @@ impl Pipe {
     }
 }
 
+impl Drop for Pipe {
+    /// The last end is gone: its entry (and any other stale one) leaves the FIFO table now, so
+    /// the table only ever holds live pipes. Never dropped with `OPEN_FIFOS` held: the table
+    /// holds `Weak`s, and `pipe_of` returns what it upgrades.
+    fn drop(&mut self) {
+        sweep(&mut OPEN_FIFOS.lock());
+    }
+}
+
 /// The pipe of every FIFO inode someone has open, by the inode's address. `Weak`: the last
 /// open file of a FIFO drops its pipe (unread data goes, as on Linux), and the stale entry is
 /// swept on the next lookup.
@@ -235,11 +244,19 @@ fn fifo_key(location: &Location) -> usize {
     Arc::as_ptr(&location.inode) as *const () as usize
 }
 
+/// Drops the entries of pipes that are gone. A `Weak` keeps its pipe's allocation alive, so
+/// every registration sweeps first: otherwise each anonymous pipe ever made stayed in the table
+/// until the next FIFO open, and a loop of `pipe` and `close` grew kernel memory without bound
+/// (found by sysfuzz, seed 7).
+fn sweep(fifos: &mut Vec<(usize, Weak<Pipe>)>) {
+    fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+}
+
 /// The pipe behind FIFO `location`, made (empty, nobody on either side) if none is open.
 fn pipe_of(location: &Location) -> Arc<Pipe> {
     let key = fifo_key(location);
     let mut fifos = OPEN_FIFOS.lock();
-    fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+    sweep(&mut fifos);
     if let Some(pipe) = fifos
         .iter()
         .find(|(k, _)| *k == key)
@@ -310,7 +327,7 @@ pub fn new(flags: OpenFlags) -> EResult<(Arc<OpenFile>, Arc<OpenFile>)> {
     // would stay allocated.
     {
         let mut fifos = OPEN_FIFOS.lock();
-        fifos.retain(|(_, pipe)| pipe.strong_count() > 0);
+        sweep(&mut fifos);
         fifos.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         fifos.push((fifo_key(&node), Arc::downgrade(&pipe)));
     }

@@ -132,8 +132,10 @@ fn write_in_chunks(
     Ok(done)
 }
 
+/// Gives `file` a descriptor. If there is none (`EMFILE`), `file` is dropped here, after the
+/// scheduler's lock is released: the last reference to a pipe end wakes its other side.
 fn install(file: Arc<OpenFile>, close_on_exec: bool) -> EResult<u64> {
-    let fd = task::with_current(|p| p.files.lock().insert(file, close_on_exec))??;
+    let fd = task::with_current(|p| p.files.lock().insert(&file, close_on_exec))??;
     Ok(fd as u64)
 }
 
@@ -423,7 +425,7 @@ pub fn fcntl(call: &mut Call<'_>) -> EResult<u64> {
             let new = task::with_current(|p| {
                 p.files
                     .lock()
-                    .insert_from(minimum, file, command == F_DUPFD_CLOEXEC)
+                    .insert_from(minimum, &file, command == F_DUPFD_CLOEXEC)
             })??;
             Ok(new as u64)
         }

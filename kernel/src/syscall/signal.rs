@@ -215,7 +215,10 @@ pub fn rt_sigtimedwait(call: &mut Call<'_>) -> EResult<u64> {
     let mut bytes = [0u8; 8];
     let source = UserSlice::new(set, 8)?;
     task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
-    let wanted = u64::from_le_bytes(bytes);
+    // SIGKILL and SIGSTOP cannot be waited for (Linux removes them from the set): taken here,
+    // they would be handed to the caller instead of killing or stopping it.
+    let unwaitable = (1u64 << (signal::SIGKILL - 1)) | (1u64 << (signal::SIGSTOP - 1));
+    let wanted = u64::from_le_bytes(bytes) & !unwaitable;
     let deadline = time_arg::deadline(timeout, Format::Timespec)?;
     // While it waits, the set counts as awaited: such a signal is queued even if ignored by
     // default (SIGCHLD for busybox init) and wakes the sleeper even though it is blocked.

@@ -415,7 +415,7 @@ pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Er
     ) {
         Ok(console) => {
             for _ in 0..3 {
-                let _ = files.insert(console.clone(), false);
+                let _ = files.insert(&console, false);
             }
         }
         Err(error) => kprintln!("init: cannot open an initial console: {error}"),

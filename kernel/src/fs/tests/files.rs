@@ -130,12 +130,12 @@ crate::kernel_test!(fd_table_dup_semantics, {
     let file = ok(open(&ctx, &root(), "/f", OpenFlags::RDWR))?;
     let other = ok(open(&ctx, &root(), "/f", OpenFlags::empty()))?;
     let mut table = FdTable::with_limit(8);
-    crate::check_eq!(ok(table.insert(file.clone(), false))?, 0);
-    crate::check_eq!(ok(table.insert(other.clone(), false))?, 1);
-    crate::check_eq!(ok(table.insert(file.clone(), false))?, 2);
+    crate::check_eq!(ok(table.insert(&file, false))?, 0);
+    crate::check_eq!(ok(table.insert(&other, false))?, 1);
+    crate::check_eq!(ok(table.insert(&file, false))?, 2);
     crate::check!(Arc::ptr_eq(&ok(table.close(1))?, &other));
     // lowest free number
-    crate::check_eq!(ok(table.insert(other.clone(), false))?, 1);
+    crate::check_eq!(ok(table.insert(&other, false))?, 1);
     // dup shares the open file, so the offset moves for both.
     crate::check_eq!(ok(table.dup(0))?, 3);
     ok(ok(table.get(0))?.read(&mut [0u8; 4]))?;
@@ -163,16 +163,16 @@ crate::kernel_test!(fd_table_dup_semantics, {
     crate::check_eq!(table.set_close_on_exec(5, true).err(), Some(Errno::EBADF));
 
     // The limit: EMFILE when full, EINVAL for F_DUPFD at or over it.
-    crate::check_eq!(ok(table.insert(file.clone(), false))?, 4);
-    crate::check_eq!(ok(table.insert_from(5, file.clone(), false))?, 5);
-    crate::check_eq!(table.insert(file.clone(), false).err(), Some(Errno::EMFILE));
+    crate::check_eq!(ok(table.insert(&file, false))?, 4);
+    crate::check_eq!(ok(table.insert_from(5, &file, false))?, 5);
+    crate::check_eq!(table.insert(&file, false).err(), Some(Errno::EMFILE));
     crate::check_eq!(table.dup(0).err(), Some(Errno::EMFILE));
     crate::check_eq!(
-        table.insert_from(8, file.clone(), false).err(),
+        table.insert_from(8, &file, false).err(),
         Some(Errno::EINVAL)
     );
     crate::check_eq!(
-        table.insert_from(-1, file.clone(), false).err(),
+        table.insert_from(-1, &file, false).err(),
         Some(Errno::EINVAL)
     );
     crate::check_eq!(table.close(100).err(), Some(Errno::EBADF));
@@ -202,7 +202,7 @@ crate::kernel_test!(fd_table_dup_semantics, {
     // Lowering the limit (setrlimit) keeps descriptors above it open but unusable as targets.
     crate::check_eq!(table.limit(), 8);
     table.set_limit(2);
-    crate::check_eq!(table.insert(file.clone(), false).err(), Some(Errno::EMFILE));
+    crate::check_eq!(table.insert(&file, false).err(), Some(Errno::EMFILE));
     crate::check_eq!(table.dup2(0, 5).err(), Some(Errno::EBADF));
     crate::check!(table.get(5).is_ok());
 });
