@@ -500,7 +500,16 @@ pub fn pipe2(call: &mut Call<'_>) -> EResult<u64> {
     let mut bytes = [0u8; 8];
     bytes[..4].copy_from_slice(&read_fd.to_le_bytes());
     bytes[4..].copy_from_slice(&write_fd.to_le_bytes());
-    copy_out(fds, &bytes)?;
+    if let Err(error) = copy_out(fds, &bytes) {
+        // Linux copies the pair out before installing the descriptors: a bad array leaves
+        // none behind. The ends are dropped here, outside the scheduler's lock (closing a
+        // pipe end wakes its other side).
+        let _ends = task::with_current(|p| {
+            let mut files = p.files.lock();
+            (files.close(read_fd), files.close(write_fd))
+        });
+        return Err(error);
+    }
     Ok(0)
 }
 

@@ -166,7 +166,20 @@ static void pipe_writes(void) {
     close(fds[1]);
 }
 
+/* pipe2 into an unwritable array: EFAULT, and no descriptor is left behind (Linux copies the
+ * pair out before it installs the descriptors). */
+static void pipe_into_bad_array(void) {
+    int probe = dup(0);
+    close(probe);
+    long r = syscall(SYS_pipe2, (int *)0x10, 0);
+    printf("pipe2(bad array): %ld %s\n", r, r < 0 ? strerror(errno) : "");
+    int fresh = dup(0);
+    printf("pipe2(bad array) left descriptors: %s\n", fresh == probe ? "no" : "yes");
+    close(fresh);
+}
+
 int main(void) {
+    pipe_into_bad_array();
     bad_sigreturn();
     pipe_reads();
     directory_reads();
