@@ -543,7 +543,7 @@ fn deliver(frame: &mut TrapFrame, delivery: signal::Delivery) {
                 // No usable stack for the frame: Linux kills with SIGSEGV.
                 exit_group(ExitStatus::Signal {
                     signal: signal::SIGSEGV,
-                    core: true,
+                    core: false, // no core file is written (see `Signals::take`)
                 });
             }
         }

@@ -574,7 +574,12 @@ impl Signals {
                 signal,
                 core: false,
             },
-            DefaultAction::CoreDump => Delivery::Terminate { signal, core: true },
+            // No core file is written yet, so the status does not say one was (`WCOREDUMP`
+            // clear, `CLD_KILLED`), exactly as Linux with `RLIMIT_CORE` 0, Debian's default.
+            DefaultAction::CoreDump => Delivery::Terminate {
+                signal,
+                core: false,
+            },
             DefaultAction::Stop => Delivery::Stop { signal },
             DefaultAction::Ignore | DefaultAction::Continue => Delivery::None,
         }
