@@ -7,7 +7,6 @@
 
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::Call;
@@ -69,7 +68,7 @@ fn copy_out(address: u64, bytes: &[u8]) -> EResult<()> {
 }
 
 fn copy_in(address: u64, len: usize) -> EResult<Vec<u8>> {
-    let mut bytes = vec![0u8; len];
+    let mut bytes = crate::mm::fallible::try_vec_zeroed(len)?;
     let source = UserSlice::<Read>::new(address, len)?;
     task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     Ok(bytes)
@@ -130,7 +129,7 @@ pub fn read(call: &mut Call<'_>) -> EResult<u64> {
     let file = file(fd_arg(fd)?)?;
     let len = (count as usize).min(MAX_RW).min(1 << 20);
     UserSlice::<Write>::new(buffer, len)?;
-    let mut data = vec![0u8; len];
+    let mut data = crate::mm::fallible::try_vec_zeroed(len)?;
     let n = file.read(&mut data)?;
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
@@ -169,7 +168,7 @@ pub fn readv(call: &mut Call<'_>) -> EResult<u64> {
         if len == 0 {
             continue;
         }
-        let mut data = vec![0u8; len.min(1 << 20)];
+        let mut data = crate::mm::fallible::try_vec_zeroed(len.min(1 << 20))?;
         let n = file.read(&mut data)?;
         copy_out(base, &data[..n])?;
         total += n as u64;
@@ -200,7 +199,7 @@ pub fn pread64(call: &mut Call<'_>) -> EResult<u64> {
     if (offset as i64) < 0 {
         return Err(Errno::EINVAL);
     }
-    let mut data = vec![0u8; (count as usize).min(1 << 20)];
+    let mut data = crate::mm::fallible::try_vec_zeroed((count as usize).min(1 << 20))?;
     let n = file.pread(&mut data, offset)?;
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
@@ -226,7 +225,7 @@ pub fn lseek(call: &mut Call<'_>) -> EResult<u64> {
 pub fn getdents64(call: &mut Call<'_>) -> EResult<u64> {
     let [fd, buffer, count, ..] = call.args.0;
     let file = file(fd_arg(fd)?)?;
-    let mut data = vec![0u8; (count as usize).min(64 * 1024)];
+    let mut data = crate::mm::fallible::try_vec_zeroed((count as usize).min(64 * 1024))?;
     let n = file.getdents64(&mut data)?;
     copy_out(buffer, &data[..n])?;
     Ok(n as u64)
@@ -972,7 +971,7 @@ pub fn sendfile(call: &mut Call<'_>) -> EResult<u64> {
         }
     };
     let limit = (count as usize).min(MAX_RW);
-    let mut buffer = vec![0u8; limit.min(CHUNK)];
+    let mut buffer = crate::mm::fallible::try_vec_zeroed(limit.min(CHUNK))?;
     let mut done = 0usize;
     while done < limit {
         let want = (limit - done).min(CHUNK);

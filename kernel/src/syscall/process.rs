@@ -1,7 +1,5 @@
 //! Process, memory and console system calls available before the VFS and scheduler.
 
-use alloc::vec;
-
 use super::Call;
 use super::time_arg::{self, Format};
 use crate::errno::{EResult, Errno};
@@ -401,7 +399,7 @@ pub fn getrandom(call: &mut Call<'_>) -> EResult<u64> {
     }
     let len = (len as usize).min(1 << 20);
     let target = UserSlice::new(target, len)?;
-    let mut bytes = vec![0u8; len];
+    let mut bytes = crate::mm::fallible::try_vec_zeroed(len)?;
     let mut state = crate::arch::x86_64::cpu::rdtsc() | 1;
     for byte in &mut bytes {
         state ^= state >> 12;
@@ -575,7 +573,7 @@ fn read_string_array(address: u64) -> EResult<alloc::vec::Vec<alloc::string::Str
         if total > 256 * 1024 {
             return Err(Errno::E2BIG);
         }
-        strings.push(string);
+        crate::mm::fallible::try_push(&mut strings, string)?;
     }
     Err(Errno::E2BIG)
 }
