@@ -178,7 +178,6 @@ fn panic_test_prints_the_report_and_fails() {
 }
 
 #[test]
-#[ignore = "unfinished: panic_test=oom did not finish exhausting the heap within the timeout"]
 fn the_panic_report_prints_when_the_heap_is_exhausted() {
     let result = boot("panic_test=oom");
     assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);

@@ -57,8 +57,10 @@ pub fn exhaust_heap_then_allocate() -> ! {
         let Ok(layout) = core::alloc::Layout::from_size_align(size, 16) else {
             break;
         };
+        // `black_box`: a block nobody uses may be elided by LLVM and its null test folded to
+        // "succeeded", which turned this loop into an endless one.
         // SAFETY: a non-zero-size layout; the block is deliberately never freed.
-        let block = unsafe { alloc::alloc::alloc(layout) };
+        let block = core::hint::black_box(unsafe { alloc::alloc::alloc(layout) });
         if block.is_null() {
             size /= 2;
         } else {

@@ -26,8 +26,9 @@
 //! prints Linux's two lines (`FAULT_INJECTION: forcing a failure.` and the attributes),
 //! rate-limited to 10 per 5 seconds as Linux's; with 2 (the default, as Linux) also a backtrace.
 //!
-//! Injection is armed when init starts (`arm`): the kernel's own boot-time allocations are not
-//! prepared to fail and are not user-driven. Boot parameters set the attributes before that.
+//! Injection is armed once init is loaded (`arm`): the kernel's own boot-time allocations (and
+//! loading init, which Linux treats as fatal if it fails) are not prepared to fail and are not
+//! user-driven. Boot parameters set the attributes before that.
 
 use alloc::string::String;
 use core::fmt::Write;
@@ -198,7 +199,7 @@ pub fn init(cmdline: &crate::boot::Cmdline) {
     }
 }
 
-/// Starts injecting (called as init starts).
+/// Starts injecting (called once init is loaded, before its first instruction).
 pub fn arm() {
     ARMED.store(true, Ordering::Relaxed);
 }

@@ -148,16 +148,15 @@ fn iovecs(address: u64, count: u64) -> EResult<Vec<(u64, usize)>> {
         return Err(Errno::EINVAL);
     }
     let raw = copy_in(address, count as usize * 16)?;
-    raw.chunks(16)
-        .map(|entry| {
-            let base = u64::from_le_bytes(entry[..8].try_into().expect("8"));
-            let len = u64::from_le_bytes(entry[8..].try_into().expect("8"));
-            Ok((
-                base,
-                usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW),
-            ))
-        })
-        .collect()
+    let mut vectors = crate::mm::fallible::try_vec_with_capacity(count as usize)?;
+    for entry in raw.chunks_exact(16) {
+        let (base, len) = entry.split_at(8);
+        let base = u64::from_le_bytes(base.try_into().map_err(|_| Errno::EFAULT)?);
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| Errno::EFAULT)?);
+        let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW);
+        vectors.push((base, len));
+    }
+    Ok(vectors)
 }
 
 pub fn readv(call: &mut Call<'_>) -> EResult<u64> {

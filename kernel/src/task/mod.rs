@@ -374,7 +374,6 @@ fn new_process(
 /// program could not be loaded.
 pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Errno {
     oom_hooks::register();
-    crate::mm::fault_inject::arm();
     let loaded = {
         let argv: alloc::vec::Vec<&str> = executable.argv.iter().map(String::as_str).collect();
         exec::load_program(&executable.image, &argv, envp)
@@ -430,6 +429,9 @@ pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Er
     }
     crate::arch::x86_64::trap::set_user_return_hook(user_return);
     kprintln!("Run {path} as init process");
+    // Failures are injected from init's first instruction on: loading init is the kernel's own
+    // boot (Linux panics when init cannot be run), not something a program asked for.
+    crate::mm::fault_inject::arm();
     idle()
 }
 
