@@ -59,6 +59,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     init_memory(&mut info);
     mm::heap::init();
     mm::leak::init(&info.cmdline);
+    mm::fault_inject::init(&info.cmdline);
     let platform = init_interrupts_and_time(&info);
     debug::kgdb::init(&info.cmdline);
     syscall::init(&info.cmdline);
@@ -233,6 +234,9 @@ fn report_initrd(info: &BootInfo) {
 fn run_requested_mode(info: &BootInfo, _platform: &acpi::Platform) -> ! {
     let cmdline = &info.cmdline;
     telemetry::init(cmdline);
+    if cmdline.get("panic_test") == Some("oom") {
+        debug::crash::exhaust_heap_then_allocate();
+    }
     if cmdline.has("panic_test") {
         debug::crash::panic_test();
     }

@@ -178,6 +178,25 @@ fn panic_test_prints_the_report_and_fails() {
 }
 
 #[test]
+fn the_panic_report_prints_when_the_heap_is_exhausted() {
+    let result = boot("panic_test=oom");
+    assert_eq!(result.exit, GuestExit::Panic, "{}", result.console);
+    assert!(
+        result.console.contains("and has no more"),
+        "{}",
+        result.console
+    );
+    let report = PanicReport::find_in(&result.console).expect("a well-formed panic report");
+    assert_eq!(report.kind, PanicKind::Panic);
+    assert!(
+        report.message.contains("memory allocation of"),
+        "{}",
+        report.message
+    );
+    assert!(report.backtrace.len() >= 2, "{:?}", report.backtrace);
+}
+
+#[test]
 fn cpu_exceptions_are_reported_not_triple_faults() {
     for (fault, mnemonic, vector) in [
         ("page_fault", "#PF", 14),

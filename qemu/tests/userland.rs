@@ -859,6 +859,171 @@ fn debians_busybox_shell_runs_commands() {
     assert_eq!(result.exit, GuestExit::Clean);
 }
 
+/// `busybox_shell` with `extra` files (path in the archive, file) added to the root.
+fn busybox_shell_with(dir: &Path, extra: &[(&str, &Path)]) -> (cadenza_qemu::Running, usize) {
+    let archive = busybox_root(dir);
+    let tree = dir.join("tree");
+    for (name, file) in extra {
+        let target = tree.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(file, &target).unwrap();
+    }
+    std::fs::remove_file(&archive).unwrap();
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(archive);
+    config.append = "console=ttyS0 init=/bin/sh".into();
+    let qemu = config.spawn().unwrap();
+    let at = qemu
+        .wait_for_console("/ # ", 0, SHELL_STEP)
+        .unwrap_or_else(|| panic!("no shell prompt:\n{}", qemu.console()));
+    (qemu, at)
+}
+
+#[test]
+fn the_oom_killer_ends_memory_hogs_and_the_shell_goes_on() {
+    // malloc, sbrk and mmap loops as uid 65534: each is killed by the OOM killer (SIGKILL: the
+    // shell's 137) with Linux's log line, and the shell keeps working. Then a 1 MiB read while
+    // a hog holds nearly all memory returns data or ENOMEM, never a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, mut at) = busybox_shell_with(dir.path(), &[("bin/memhog", &program("memhog"))]);
+    for how in ["malloc", "sbrk", "mmap"] {
+        let before = qemu
+            .console()
+            .matches("Out of memory: Killed process")
+            .count();
+        at = shell_command(
+            &mut qemu,
+            at,
+            &format!("/bin/memhog {how}; echo status-$?"),
+            "status-137\r\n",
+        );
+        let console = qemu.console();
+        assert_eq!(
+            console.matches("Out of memory: Killed process").count(),
+            before + 1,
+            "{console}"
+        );
+        let line = console
+            .lines()
+            .rfind(|l| l.contains("Out of memory: Killed process"))
+            .unwrap();
+        assert!(
+            line.contains("(memhog) total-vm:")
+                && line.contains("shmem-rss:0kB, UID:65534 pgtables:")
+                && line.ends_with("oom_score_adj:0"),
+            "{line}"
+        );
+    }
+    at = shell_command(&mut qemu, at, "/bin/memhog read", "memhog: hog");
+    let console = qemu.console();
+    assert!(
+        console.contains("memhog: read 1 MiB: ok")
+            || console.contains("memhog: read 1 MiB: ENOMEM"),
+        "{console}"
+    );
+    shell_command(&mut qemu, at, "echo still-here", "still-here\r\n");
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
+    assert!(
+        result
+            .console
+            .contains("kmemleak: 0 new suspected memory leaks"),
+        "{}",
+        result.console
+    );
+}
+
+#[test]
+fn the_fault_injection_knobs_read_and_write_like_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut qemu, at) = busybox_shell(dir.path());
+    let at = shell_commands(
+        &mut qemu,
+        at,
+        &[
+            (
+                "mkdir -p /sys/kernel/debug && mount -t debugfs none /sys/kernel/debug && ls /sys/kernel/debug/failslab | tr '\\n' ' '",
+                "injected interval probability space times verbose",
+            ),
+            (
+                "cat /sys/kernel/debug/failslab/probability /sys/kernel/debug/fail_page_alloc/times",
+                "0\r\n1\r\n",
+            ),
+            (
+                // `times` 0 first: no failure is injected into the commands themselves.
+                "echo 0 > /sys/kernel/debug/fail_page_alloc/times && echo 7 > /sys/kernel/debug/fail_page_alloc/probability && cat /sys/kernel/debug/fail_page_alloc/probability /sys/kernel/debug/fail_page_alloc/times",
+                "7\r\n0\r\n",
+            ),
+            (
+                "echo 0 > /sys/kernel/debug/fail_page_alloc/probability; echo x > /sys/kernel/debug/failslab/interval; echo rc-$?",
+                "rc-1",
+            ),
+        ],
+    );
+    shell_command(&mut qemu, at, "echo done", "done\r\n");
+    qemu.send(b"exit\r").unwrap();
+    let result = qemu.wait(Some(SHELL_STEP)).unwrap();
+    assert_eq!(result.exit, GuestExit::Clean, "{}", result.console);
+}
+
+#[test]
+fn the_userland_runs_with_fault_injection_on_without_panics_or_leaks() {
+    // Every fallible heap allocation fails with 2% probability and every 20th frame request
+    // (but the reserve's) with 1%, from init's first instruction on, over five rounds of the
+    // shell scenario and four programs, run by a tiny init that retries failed forks (about 75
+    // heap and 13 frame failures, 5 s of guest time; execve populates every page of a binary,
+    // so a denser frame rate makes nearly every exec fail): programs may fail with ENOMEM, the
+    // kernel must neither panic nor leak, and failures must actually have been injected.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = busybox_root(dir.path());
+    let tree = dir.path().join("tree");
+    let source = workspace()
+        .root()
+        .join("qemu/tests/userland/scenarios/shell.sh");
+    std::fs::copy(&source, tree.join("scenario")).unwrap();
+    for name in ["forkexec", "memory", "mmap_file", "threads", "fault_runner"] {
+        std::fs::copy(program(name), tree.join("bin").join(name)).unwrap();
+    }
+    std::fs::remove_file(&archive).unwrap();
+    cadenza_qemu::initramfs::pack_directory(&tree, &archive).unwrap();
+    let mut config = QemuConfig::new(kernel());
+    config.initrd = Some(archive);
+    config.append =
+        "console=ttyS0 failslab=1,2,0,-1 fail_page_alloc=20,1,0,-1 rdinit=/bin/fault_runner".into();
+    let result = config.run(Duration::from_secs(120)).expect("QEMU starts");
+    let console = &result.console;
+    assert_eq!(result.exit, GuestExit::Clean, "{console}");
+    // Every round ran (each program printed its exit status, whatever it was): the runner
+    // retries the forks that fail.
+    assert!(console.contains("rounds-done"), "{console}");
+    assert!(
+        console.contains("FAULT_INJECTION: forcing a failure."),
+        "{console}"
+    );
+    let report = console
+        .lines()
+        .find(|l| l.contains("failures injected"))
+        .unwrap_or_else(|| panic!("no injection report:\n{console}"));
+    let counts: Vec<u64> = report
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        counts.len() >= 2 && counts[0] > 0 && counts[1] > 0,
+        "{report}"
+    );
+    eprintln!(
+        "{report} (guest time {:.1} s)",
+        result.elapsed.as_secs_f64()
+    );
+    assert!(
+        console.contains("kmemleak: 0 new suspected memory leaks"),
+        "{console}"
+    );
+}
+
 /// Runs `command` (which prints `label=<number>`) at the prompt: the number, and the console
 /// offset after the next prompt.
 fn shell_number(

@@ -1,6 +1,7 @@
 //! Deliberate crashes, so that tests (and users) can drive every fatal path on demand.
 //!
-//! Booting with `panic_test` panics; `fault_test=<kind>` raises a CPU exception. The same
+//! Booting with `panic_test` panics (`panic_test=oom`: after exhausting the kernel heap, so the
+//! panic report is shown to work without memory); `fault_test=<kind>` raises a CPU exception. The same
 //! triggers will back `echo c > /proc/sysrq-trigger` once userspace exists.
 
 use crate::arch::x86_64::fault;
@@ -44,6 +45,32 @@ fn crash_inner(depth: u32) -> ! {
 #[inline(always)]
 fn refuse_to_continue(depth: u32) -> ! {
     panic!("panic_test requested on the kernel command line (depth {depth})")
+}
+
+/// Takes every frame the heap can get (large blocks, then smaller, down to 16 bytes), keeps
+/// them, then makes one ordinary infallible allocation: the allocation-failure panic that
+/// follows must still print its report (the panic path does not allocate).
+pub fn exhaust_heap_then_allocate() -> ! {
+    let mut size = 1 << 20;
+    let mut taken = 0usize;
+    while size >= 16 {
+        let Ok(layout) = core::alloc::Layout::from_size_align(size, 16) else {
+            break;
+        };
+        // `black_box`: a block nobody uses may be elided by LLVM and its null test folded to
+        // "succeeded", which turned this loop into an endless one.
+        // SAFETY: a non-zero-size layout; the block is deliberately never freed.
+        let block = core::hint::black_box(unsafe { alloc::alloc::alloc(layout) });
+        if block.is_null() {
+            size /= 2;
+        } else {
+            taken += size;
+        }
+    }
+    crate::kprintln!("panic_test=oom: the heap gave {taken} bytes and has no more");
+    let last = alloc::boxed::Box::new(core::hint::black_box([0u8; 64]));
+    core::hint::black_box(&last);
+    panic!("panic_test=oom: an allocation succeeded after the heap was exhausted")
 }
 
 pub fn trigger(kind: CpuFault) -> ! {

@@ -271,8 +271,10 @@ pub fn build_stack(
     // The environment, then the arguments, each one contiguous block of strings in order (as
     // Linux lays them out: `/proc/<pid>/cmdline` is the argument block read back).
     let mut block = |strings: &[&str]| -> EResult<(Vec<u64>, core::ops::Range<u64>)> {
-        let mut bytes = Vec::new();
-        let mut offsets = Vec::with_capacity(strings.len());
+        // User-sized (up to the 256 KiB `execve` allows): reserved fallibly.
+        let total = strings.iter().map(|s| s.len() + 1).sum();
+        let mut bytes = crate::mm::fallible::try_vec_with_capacity(total)?;
+        let mut offsets = crate::mm::fallible::try_vec_with_capacity(strings.len())?;
         for s in strings {
             offsets.push(bytes.len() as u64);
             bytes.extend_from_slice(s.as_bytes());

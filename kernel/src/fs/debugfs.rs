@@ -4,6 +4,10 @@
 //! Files are declared in one table (`FILES`) by the subsystem that owns them; each is a text
 //! generator plus, for a control file, a command handler. The first user is the leak tracker's
 //! `kmemleak`, so the habits and scripts people have from Linux work unchanged.
+//!
+//! Fault injection's directories (`failslab/`, `fail_page_alloc/`; see `mm::fault_inject`) hold
+//! one file per attribute, as Linux's: `probability`, `interval`, `times`, `space`, `verbose`,
+//! plus Cadenza's read-only `injected` (failures forced so far).
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -12,7 +16,7 @@ use alloc::vec::Vec;
 
 use super::inode::{FileSystem, Inode};
 use super::metadata::DeviceId;
-use super::pseudo::{Attributes, FixedContents, GeneratedDir, GeneratedFile};
+use super::pseudo::{Attributes, Contents, Entry, FixedContents, GeneratedDir, GeneratedFile};
 use super::tmpfs::anonymous_device;
 use crate::errno::EResult;
 
@@ -42,6 +46,67 @@ const FILES: &[DebugFile] = &[
     },
 ];
 
+/// The root's entries: the `FILES` table, then the fault-injection directories. Those are made
+/// when listed or looked up, with the root passed in as their parent: holding them here would
+/// make a reference cycle (root -> directory -> `..`) that outlives an unmount.
+struct RootContents {
+    device: DeviceId,
+    files: FixedContents,
+}
+
+impl Contents for RootContents {
+    fn entries(&self, dir: &Arc<dyn Inode>) -> Vec<Entry> {
+        let mut entries = self.files.entries(dir);
+        let first = entries.len() as u64 + 2;
+        let attrs = [
+            &crate::mm::fault_inject::FAILSLAB,
+            &crate::mm::fault_inject::FAIL_PAGE_ALLOC,
+        ];
+        for (cookie, attr) in (first..).zip(attrs) {
+            entries.push(Entry {
+                cookie,
+                name: String::from(attr.name),
+                inode: fault_attr_dir(self.device, 16 * cookie, dir.clone(), attr),
+            });
+        }
+        entries
+    }
+}
+
+/// `/sys/kernel/debug/<attr>/`: one file per knob of a fault-injection attribute.
+fn fault_attr_dir(
+    device: DeviceId,
+    first_ino: u64,
+    parent: Arc<dyn Inode>,
+    attr: &'static crate::mm::fault_inject::FaultAttr,
+) -> Arc<dyn Inode> {
+    use crate::mm::fault_inject::{Knob, show, store};
+    let files: Vec<(&'static str, Arc<dyn Inode>)> = Knob::ALL
+        .iter()
+        .enumerate()
+        .map(|(index, &(name, knob))| {
+            let ino = first_ino + 1 + index as u64;
+            let inode: Arc<dyn Inode> = match knob {
+                Knob::Injected => GeneratedFile::new(
+                    Attributes::root(device, ino, 0o444),
+                    Box::new(move |out: &mut String| show(attr, knob, out)),
+                ),
+                _ => GeneratedFile::with_store(
+                    Attributes::root(device, ino, 0o600),
+                    Box::new(move |out: &mut String| show(attr, knob, out)),
+                    Box::new(move |data: &[u8]| store(attr, knob, data)),
+                ),
+            };
+            (name, inode)
+        })
+        .collect();
+    GeneratedDir::new(
+        Attributes::root(device, first_ino, 0o700),
+        parent,
+        Box::new(FixedContents(files)),
+    )
+}
+
 pub struct Debugfs {
     device: DeviceId,
     root: Arc<GeneratedDir>,
@@ -67,7 +132,10 @@ impl Debugfs {
         // Linux makes the debugfs root 0700: debugging controls are root's.
         let root = GeneratedDir::new_root(
             Attributes::root(device, 1, 0o700),
-            Box::new(FixedContents(files)),
+            Box::new(RootContents {
+                device,
+                files: FixedContents(files),
+            }),
         );
         Arc::new(Self { device, root })
     }

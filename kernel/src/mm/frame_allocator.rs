@@ -4,6 +4,28 @@
 //! frees), and makes contiguous runs easy for large heap blocks. A rotating hint keeps single-frame
 //! allocation fast. Statistics are exact counters because /proc/meminfo, the gdb `monitor meminfo`
 //! command and the TUI all read them.
+//!
+//! # Watermarks: the kernel's reserve
+//!
+//! User pages and the kernel heap come from this one allocator, so without a reserve a process
+//! that touches all of memory leaves the kernel nothing for the next page table or system-call
+//! buffer. As Linux's zone watermarks, every request says how urgent it is (`Urgency`):
+//!
+//! - `User` (user pages: anonymous faults, copy-on-write copies, file pages copied in, `brk` and
+//!   `mmap` population; and heap growth for *fallible* heap allocations) is served only while
+//!   more than the `low` watermark stays free. When it fails, the caller runs the OOM killer
+//!   (`mm::oom`) and retries, or returns `ENOMEM` from a system call.
+//! - `Kernel` (page tables, kernel stacks, the leak tracker's tables: callers that handle
+//!   failure) may dip below `low`, down to the `min` watermark.
+//! - `Reserve` (heap growth for the kernel's infallible allocations: an `Arc<Task>`, an inode,
+//!   a descriptor — small objects whose number the resource limits bound) may take the last
+//!   frames. It is what the reserve exists for.
+//!
+//! `min` follows Linux's `min_free_kbytes` (`sqrt(16 * RAM in KiB)`, 128 KiB to 64 MiB), `low`
+//! is `min * 5 / 4` as Linux's. Both are in `/proc/meminfo`'s spirit readable through `stats`.
+//!
+//! Fault injection (`fail_page_alloc=`, `mm::fault_inject`) makes `User` and `Kernel` requests
+//! fail on purpose; `Reserve` requests are exempt, as Linux exempts `__GFP_NOFAIL`.
 
 use crate::boot::{MemoryMap, RegionKind};
 use crate::mm::{PAGE_SIZE, align_down, align_up, phys_to_virt};
@@ -16,6 +38,29 @@ pub struct FrameStats {
     pub free: u64,
     /// Frames of RAM the kernel claimed at boot (image, initrd, bitmap).
     pub kernel: u64,
+    /// Free frames below which `Kernel` requests fail (only `Reserve` ones go on).
+    pub min_watermark: u64,
+    /// Free frames below which `User` requests fail (the OOM killer's trigger).
+    pub low_watermark: u64,
+}
+
+/// How far into the reserve a frame request may go (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Urgency {
+    /// User pages and fallible heap growth: leave `low_watermark` frames free.
+    User,
+    /// Kernel structures whose callers handle failure: leave `min_watermark` free.
+    Kernel,
+    /// Infallible kernel heap growth: may take the last frame; never fails on purpose.
+    Reserve,
+}
+
+/// Linux's `min_free_kbytes` rule: `sqrt(16 * KiB of RAM)`, clamped to 128 KiB..64 MiB; in
+/// frames.
+fn min_watermark_for(total_frames: u64) -> u64 {
+    let kib = total_frames * (PAGE_SIZE as u64 / 1024);
+    let min_kib = (kib * 16).isqrt().clamp(128, 65536);
+    min_kib / (PAGE_SIZE as u64 / 1024)
 }
 
 impl FrameStats {
@@ -92,6 +137,8 @@ pub fn init(map: &mut MemoryMap, reachable_limit: u64) -> Result<FrameStats, Ini
         allocator.stats.free -= 1;
         allocator.stats.kernel += 1;
     }
+    allocator.stats.min_watermark = min_watermark_for(allocator.stats.total);
+    allocator.stats.low_watermark = allocator.stats.min_watermark * 5 / 4;
     let stats = allocator.stats;
     *ALLOCATOR.lock() = Some(allocator);
     Ok(stats)
@@ -110,8 +157,13 @@ impl FrameAllocator {
         self.bitmap[frame / 64] |= 1 << (frame % 64);
     }
 
-    fn alloc_run(&mut self, count: usize, align: usize) -> Option<usize> {
-        if count == 0 || self.stats.free < count as u64 {
+    fn alloc_run(&mut self, count: usize, align: usize, urgency: Urgency) -> Option<usize> {
+        let keep = match urgency {
+            Urgency::User => self.stats.low_watermark,
+            Urgency::Kernel => self.stats.min_watermark,
+            Urgency::Reserve => 0,
+        };
+        if count == 0 || self.stats.free < count as u64 + keep {
             return None;
         }
         let search = |from: usize, to: usize, this: &Self| -> Option<usize> {
@@ -147,26 +199,51 @@ impl FrameAllocator {
     }
 }
 
-/// Allocates one frame; returns its physical address.
+/// Allocates one frame for a kernel structure (`Urgency::Kernel`); returns its physical address.
 pub fn alloc() -> Option<u64> {
     alloc_contiguous(1, 1)
 }
 
-/// Allocates one frame filled with zeroes.
+/// Allocates one frame filled with zeroes (`Urgency::Kernel`).
 pub fn alloc_zeroed() -> Option<u64> {
-    let frame = alloc()?;
+    alloc_zeroed_for(Urgency::Kernel)
+}
+
+/// Allocates one frame for a user page (`Urgency::User`): `None` once only the reserve is left.
+pub fn alloc_user() -> Option<u64> {
+    alloc_for(1, 1, Urgency::User)
+}
+
+/// `alloc_user`, zeroed.
+pub fn alloc_user_zeroed() -> Option<u64> {
+    alloc_zeroed_for(Urgency::User)
+}
+
+fn alloc_zeroed_for(urgency: Urgency) -> Option<u64> {
+    let frame = alloc_for(1, 1, urgency)?;
     // SAFETY: the frame was just allocated, so we own it, and it is RAM under the direct map.
     unsafe { core::ptr::write_bytes(phys_to_virt(frame) as *mut u8, 0, PAGE_SIZE) };
     Some(frame)
 }
 
 /// Allocates `count` physically contiguous frames whose first frame number is a multiple of
-/// `align_frames`.
+/// `align_frames` (`Urgency::Kernel`).
 pub fn alloc_contiguous(count: usize, align_frames: usize) -> Option<u64> {
+    alloc_for(count, align_frames, Urgency::Kernel)
+}
+
+/// `alloc_contiguous` with an explicit urgency. `fail_page_alloc` may refuse `User` and
+/// `Kernel` requests on purpose.
+pub fn alloc_for(count: usize, align_frames: usize, urgency: Urgency) -> Option<u64> {
+    if urgency != Urgency::Reserve
+        && crate::mm::fault_inject::FAIL_PAGE_ALLOC.should_fail(count * PAGE_SIZE)
+    {
+        return None;
+    }
     let mut guard = ALLOCATOR.lock();
     let allocator = guard.as_mut()?;
     allocator
-        .alloc_run(count, align_frames.max(1))
+        .alloc_run(count, align_frames.max(1), urgency)
         .map(|frame| (frame * PAGE_SIZE) as u64)
 }
 

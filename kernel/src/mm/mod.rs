@@ -12,10 +12,13 @@
 //! The direct map means the kernel never maps a page just to touch physical memory: page tables,
 //! frames and the heap are all reached through `phys_to_virt`.
 
+pub mod fallible;
+pub mod fault_inject;
 pub mod frame_allocator;
 pub mod heap;
 pub mod inspect;
 pub mod leak;
+pub mod oom;
 pub mod paging;
 pub mod user;
 

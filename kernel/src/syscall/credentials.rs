@@ -128,7 +128,7 @@ pub fn setgroups(call: &mut Call<'_>) -> EResult<u64> {
     if size > MAX_GROUPS {
         return Err(Errno::EINVAL);
     }
-    let mut bytes = alloc::vec![0u8; size * 4];
+    let mut bytes = crate::mm::fallible::try_vec_zeroed(size * 4)?;
     if size > 0 {
         let source = UserSlice::new(list, bytes.len())?;
         task::with_current(|p| p.space.lock().read(source, &mut bytes))??;

@@ -7,7 +7,6 @@
 
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::Call;
@@ -77,10 +76,7 @@ fn copy_in(address: u64, len: usize) -> EResult<Vec<u8>> {
 
 /// A kernel buffer of `len` zero bytes, `ENOMEM` rather than a panic if the heap is short.
 fn zeroed(len: usize) -> EResult<Vec<u8>> {
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
-    bytes.resize(len, 0);
-    Ok(bytes)
+    crate::mm::fallible::try_vec_zeroed(len)
 }
 
 /// A kernel buffer for a read of at most `len` bytes into user memory at `address`: as long as
@@ -209,16 +205,15 @@ fn iovecs(address: u64, count: u64) -> EResult<Vec<(u64, usize)>> {
         return Err(Errno::EINVAL);
     }
     let raw = copy_in(address, count as usize * 16)?;
-    raw.chunks(16)
-        .map(|entry| {
-            let base = u64::from_le_bytes(entry[..8].try_into().expect("8"));
-            let len = u64::from_le_bytes(entry[8..].try_into().expect("8"));
-            Ok((
-                base,
-                usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW),
-            ))
-        })
-        .collect()
+    let mut vectors = crate::mm::fallible::try_vec_with_capacity(count as usize)?;
+    for entry in raw.chunks_exact(16) {
+        let (base, len) = entry.split_at(8);
+        let base = u64::from_le_bytes(base.try_into().map_err(|_| Errno::EFAULT)?);
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| Errno::EFAULT)?);
+        let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?.min(MAX_RW);
+        vectors.push((base, len));
+    }
+    Ok(vectors)
 }
 
 pub fn readv(call: &mut Call<'_>) -> EResult<u64> {
@@ -1066,7 +1061,7 @@ pub fn sendfile(call: &mut Call<'_>) -> EResult<u64> {
         }
     };
     let limit = (count as usize).min(MAX_RW);
-    let mut buffer = vec![0u8; limit.min(CHUNK)];
+    let mut buffer = crate::mm::fallible::try_vec_zeroed(limit.min(CHUNK))?;
     let mut done = 0usize;
     while done < limit {
         let want = (limit - done).min(CHUNK);

@@ -46,7 +46,7 @@ fn poll_fds(address: u64, count: u64, deadline: Option<u64>) -> EResult<u64> {
         return Err(Errno::EINVAL);
     }
     let len = count as usize * 8;
-    let mut raw = vec![0u8; len];
+    let mut raw = crate::mm::fallible::try_vec_zeroed(len)?;
     if len > 0 {
         let source = UserSlice::new(address, len)?;
         task::with_current(|p| p.space.lock().read(source, &mut raw))??;
@@ -102,7 +102,7 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
     }
     let bytes = (nfds as usize).div_ceil(64) * 8;
     let load = |address: u64| -> EResult<Vec<u8>> {
-        let mut set = vec![0u8; bytes];
+        let mut set = crate::mm::fallible::try_vec_zeroed(bytes)?;
         if address != 0 && bytes > 0 {
             let source = UserSlice::new(address, bytes)?;
             task::with_current(|p| p.space.lock().read(source, &mut set))??;
@@ -117,9 +117,15 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
             return Err(Errno::EBADF);
         }
     }
-    let mut out = (vec![0u8; bytes], vec![0u8; bytes]);
+    let mut out = (
+        crate::mm::fallible::try_vec_zeroed(bytes)?,
+        crate::mm::fallible::try_vec_zeroed(bytes)?,
+    );
     let count = wait(deadline, || {
-        out = (vec![0u8; bytes], vec![0u8; bytes]);
+        out = (
+            crate::mm::fallible::try_vec_zeroed(bytes)?,
+            crate::mm::fallible::try_vec_zeroed(bytes)?,
+        );
         let mut n = 0;
         for fd in 0..nfds as usize {
             if is_set(&reads, fd) && ready(fd as i32, POLLIN) & POLLIN != 0 {
@@ -142,7 +148,7 @@ fn select_sets(call_args: [u64; 4], deadline: Option<u64>) -> EResult<u64> {
     };
     store(read_set, &out.0)?;
     store(write_set, &out.1)?;
-    store(except_set, &vec![0u8; bytes])?;
+    store(except_set, &crate::mm::fallible::try_vec_zeroed(bytes)?)?;
     Ok(count as u64)
 }
 

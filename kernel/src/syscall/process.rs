@@ -600,7 +600,7 @@ fn read_string_array(address: u64) -> EResult<alloc::vec::Vec<alloc::string::Str
         if total > 256 * 1024 {
             return Err(Errno::E2BIG);
         }
-        strings.push(string);
+        crate::mm::fallible::try_push(&mut strings, string)?;
     }
     Err(Errno::E2BIG)
 }

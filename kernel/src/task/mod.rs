@@ -30,6 +30,7 @@ pub mod signal;
 mod wait_queue;
 
 pub use futex::{futex_wait, futex_wake};
+mod oom_hooks;
 pub use wait_queue::WaitQueue;
 
 use alloc::boxed::Box;
@@ -46,7 +47,7 @@ use crate::errno::{EResult, Errno};
 use crate::exec::{self, Program};
 use crate::fs::{Credentials, FdTable, FsContext};
 use crate::kprintln;
-use crate::mm::user::{AddressSpace, UserSlice};
+use crate::mm::user::{AddressSpace, Resolution, UserSlice};
 use crate::sync::IrqSpinLock;
 use kernel_stack::KernelStack;
 
@@ -388,6 +389,7 @@ fn new_process(
 /// Loads `image` as pid 1 and turns the boot context into the idle task; returns only if the
 /// program could not be loaded.
 pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Errno {
+    oom_hooks::register();
     let loaded = {
         let argv: alloc::vec::Vec<&str> = executable.argv.iter().map(String::as_str).collect();
         exec::load_program(&executable.image, &argv, envp)
@@ -443,6 +445,9 @@ pub fn start_init(path: &str, executable: exec::Executable, envp: &[&str]) -> Er
     }
     crate::arch::x86_64::trap::set_user_return_hook(user_return);
     kprintln!("Run {path} as init process");
+    // Failures are injected from init's first instruction on: loading init is the kernel's own
+    // boot (Linux panics when init cannot be run), not something a program asked for.
+    crate::mm::fault_inject::arm();
     idle()
 }
 
@@ -1523,6 +1528,24 @@ fn hang_up_orphaned(scheduler: &mut Scheduler, groups: &[Pid]) {
 /// was decided before): the process becomes a zombie for its parent; init ending ends the
 /// machine.
 fn exit_process(status: ExitStatus) -> ! {
+    // Linux's `exit_mm`: the memory goes back now, not when the parent reaps the zombie (the
+    // OOM killer's victim makes room by exiting). Not while a live task of another process
+    // shares it (vfork); this process's exited threads only keep their reference.
+    let space = {
+        let scheduler = SCHEDULER.lock();
+        let me = scheduler.current;
+        scheduler.tasks.get(&me).and_then(|task| {
+            let shared = scheduler.tasks.values().any(|t| {
+                t.tgid != task.tgid
+                    && !matches!(t.state, State::Zombie(_))
+                    && Arc::ptr_eq(&t.space, &task.space)
+            });
+            (!shared).then(|| Arc::clone(&task.space))
+        })
+    };
+    if let Some(space) = space {
+        space.lock().release_user_memory();
+    }
     // Linux's `exit_files`: the descriptors close now, not when the parent reaps the zombie,
     // so a pipe's reader sees end-of-file as soon as its last writer has exited (a shell
     // reads `$(...)` to the end before it waits for the command). A first thread that exited
@@ -1628,6 +1651,13 @@ fn final_report() {
         heap.live_allocations,
         heap.live_bytes
     );
+    kprintln!(
+        "fault injection: {} failslab and {} fail_page_alloc failures injected; oom-killer: {} \
+         processes killed",
+        crate::mm::fault_inject::FAILSLAB.injected(),
+        crate::mm::fault_inject::FAIL_PAGE_ALLOC.injected(),
+        crate::mm::oom::kills()
+    );
     if let Ok(scan) = crate::mm::leak::scan() {
         kprintln!(
             "kmemleak: {} new suspected memory leaks ({} unreferenced of {} objects)",
@@ -1654,14 +1684,20 @@ pub fn user_exception(frame: &TrapFrame) {
     const PF_WRITE: u64 = 2;
     if frame.vector == 14 && frame.error_code & (PF_PRESENT | PF_WRITE) == PF_PRESENT | PF_WRITE {
         let address = cpu::read_cr2();
-        if with_current(|p| p.space.lock().resolve_write_fault(address)).unwrap_or(false) {
-            return; // a copy-on-write page, now private: retry the write
+        match with_current(|p| p.space.lock().resolve_write_fault(address)) {
+            // A copy-on-write page, now private: retry the write.
+            Ok(Resolution::Resolved) => return,
+            Ok(Resolution::OutOfMemory) if out_of_memory_at_fault() => return,
+            _ => {}
         }
     }
     if frame.vector == 14 && frame.error_code & PF_PRESENT == 0 {
         let address = cpu::read_cr2();
-        if with_current(|p| p.space.lock().resolve_missing_page(address)).unwrap_or(false) {
-            return; // first touch of a lazily allocated page
+        match with_current(|p| p.space.lock().resolve_missing_page(address)) {
+            // First touch of a lazily allocated page.
+            Ok(Resolution::Resolved) => return,
+            Ok(Resolution::OutOfMemory) if out_of_memory_at_fault() => return,
+            _ => {}
         }
     }
     let (signal, code, address) = match frame.vector {
@@ -1690,6 +1726,14 @@ pub fn user_exception(frame: &TrapFrame) {
             },
         )
     });
+}
+
+/// A user fault found no frame: run the OOM killer. True if the access should be retried (a
+/// victim was killed, maybe this process — its `SIGKILL` is delivered before the retry — or an
+/// earlier victim is still exiting); false if nothing could be killed, and the fault becomes a
+/// signal as before.
+fn out_of_memory_at_fault() -> bool {
+    crate::mm::oom::out_of_memory() != crate::mm::oom::Outcome::NothingToKill
 }
 
 /// The kernel log line Linux prints for an unhandled fault (`show_signal_msg`).

@@ -2,6 +2,7 @@
  * and condition variables, join, and exit_group ending every thread. */
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,8 +37,15 @@ static void *sleeper(void *arg) {
 
 int main(void) {
     pthread_t threads[4];
-    for (long i = 0; i < 4; i++)
-        pthread_create(&threads[i], 0, worker, (void *)(i + 1));
+    for (long i = 0; i < 4; i++) {
+        /* Under fault injection clone may fail: waiting for a thread that never started would
+         * hang, so give up as any program would. */
+        int error = pthread_create(&threads[i], 0, worker, (void *)(i + 1));
+        if (error) {
+            printf("threads: pthread_create: %s\n", strerror(error));
+            return 1;
+        }
+    }
     pthread_mutex_lock(&lock);
     while (started < 4)
         pthread_cond_wait(&ready, &lock);

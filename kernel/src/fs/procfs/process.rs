@@ -249,7 +249,7 @@ fn read_strings(
     let mut space = space.lock();
     let range = which(&space);
     let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| Errno::EIO)?;
-    let mut bytes = alloc::vec![0u8; len];
+    let mut bytes = crate::mm::fallible::try_vec_zeroed(len)?;
     if len > 0 {
         space.read(UserSlice::new(range.start, len)?, &mut bytes)?;
     }

@@ -68,7 +68,14 @@ crate::kernel_test!(procfs_and_debugfs_mount_and_list_like_linux, {
     );
     crate::check_eq!(
         ok(names_in(&ctx, "/debug"))?,
-        [".", "..", "kmemleak", "kmemleak_since_mark"]
+        [
+            ".",
+            "..",
+            "fail_page_alloc",
+            "failslab",
+            "kmemleak",
+            "kmemleak_since_mark"
+        ]
     );
     crate::check_eq!(
         write_file(&ctx, "/debug/kmemleak", b"frobnicate").err(),

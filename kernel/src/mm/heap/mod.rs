@@ -14,11 +14,20 @@
 //! the observer has not recorded yet (or the reverse on free), and tracking adds no
 //! interrupt-flag round trip of its own (under TCG reading RFLAGS is a helper call, and `sti`
 //! ends a translation block).
+//!
+//! Fallible and infallible allocations share this allocator, and `GlobalAlloc` cannot tell them
+//! apart, so the fallible kit (`mm::fallible`) says so: it sets `FALLIBLE` (with interrupts
+//! masked, so no interrupt handler's allocation can be mistaken for its) around its
+//! `try_reserve`. An allocation made under the marker may be failed by `failslab`, and grows the
+//! heap with `Urgency::User` frames (it must leave the reserve alone: failing it costs a system
+//! call an `ENOMEM`, not the kernel a panic); every other allocation grows with
+//! `Urgency::Reserve` and may use the last frames.
 
 pub mod bench;
 pub mod size_class;
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::cpu;
 pub use size_class::{CLASS_SIZES, HeapStats, block_containing, fragmentation};
@@ -51,6 +60,20 @@ pub fn init() {
 /// Bytes of frames the frame descriptors take.
 pub fn frame_meta_bytes() -> usize {
     size_class::meta_table_bytes()
+}
+
+/// Set by `mm::fallible` (interrupts masked) while it makes an allocation whose failure its
+/// caller handles. One CPU: one flag.
+static FALLIBLE: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` (which should make one fallible allocation, e.g. a `try_reserve`) with the
+/// fallible marker set and interrupts masked.
+pub(crate) fn fallibly<R>(f: impl FnOnce() -> R) -> R {
+    let _masked = InterruptsOff::new();
+    let outer = FALLIBLE.swap(true, Ordering::Relaxed);
+    let result = f();
+    FALLIBLE.store(outer, Ordering::Relaxed);
+    result
 }
 
 /// Masks interrupts until dropped, restoring the previous state.
@@ -94,7 +117,20 @@ static HEAP: KernelHeap<Observer> = KernelHeap {
 unsafe impl<O: HeapObserver> GlobalAlloc for KernelHeap<O> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _masked = InterruptsOff::new();
-        let ptr = self.backend.alloc_masked(layout);
+        let urgency = if FALLIBLE.load(Ordering::Relaxed) {
+            // The report `should_fail` may print must not count as fallible allocations.
+            FALLIBLE.store(false, Ordering::Relaxed);
+            let fail = crate::mm::fault_inject::FAILSLAB.should_fail(layout.size());
+            FALLIBLE.store(true, Ordering::Relaxed);
+            if fail {
+                self.backend.count_failure();
+                return core::ptr::null_mut();
+            }
+            crate::mm::frame_allocator::Urgency::User
+        } else {
+            crate::mm::frame_allocator::Urgency::Reserve
+        };
+        let ptr = self.backend.alloc_masked(layout, urgency);
         if !ptr.is_null() {
             self.observer.allocated(ptr, layout);
         }

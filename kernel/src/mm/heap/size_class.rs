@@ -18,6 +18,7 @@ use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicUsize, Ordering};
 
 use super::InterruptsOff;
+use crate::mm::frame_allocator::Urgency;
 use crate::mm::{PAGE_SIZE, PHYS_OFFSET, frame_allocator, phys_to_virt, virt_to_phys};
 
 pub const CLASS_SIZES: [usize; 8] = [16, 32, 64, 128, 256, 512, 1024, 2048];
@@ -352,18 +353,24 @@ impl SizeClassHeap {
         }
     }
 
-    /// Allocates a block for `layout`; the caller must have masked interrupts.
-    pub fn alloc_masked(&self, layout: Layout) -> *mut u8 {
+    /// Counts an allocation refused before it reached the backend (fault injection).
+    pub fn count_failure(&self) {
+        self.inner.lock().stats.failed_allocations += 1;
+    }
+
+    /// Allocates a block for `layout`, growing with frames of `urgency`; the caller must have
+    /// masked interrupts.
+    pub fn alloc_masked(&self, layout: Layout, urgency: Urgency) -> *mut u8 {
         let mut inner = self.inner.lock();
         let ptr = match class_of(&layout) {
             Some(class) => {
-                let ptr = inner.alloc_small(class);
+                let ptr = inner.alloc_small(class, urgency);
                 if !ptr.is_null() {
                     inner.stats.classes[class].requested_bytes += layout.size();
                 }
                 ptr
             }
-            None => alloc_large(&layout).map_or(null_mut(), |(ptr, frames)| {
+            None => alloc_large(&layout, urgency).map_or(null_mut(), |(ptr, frames)| {
                 inner.stats.large_frames += frames;
                 inner.stats.large_allocations += 1;
                 inner.stats.large_requested_bytes += layout.size();
@@ -442,8 +449,8 @@ impl Default for SizeClassHeap {
 }
 
 impl Inner {
-    fn alloc_small(&mut self, class: usize) -> *mut u8 {
-        if self.free_lists[class].is_null() && !self.refill(class) {
+    fn alloc_small(&mut self, class: usize, urgency: Urgency) -> *mut u8 {
+        if self.free_lists[class].is_null() && !self.refill(class, urgency) {
             return null_mut();
         }
         let block = self.free_lists[class];
@@ -455,8 +462,8 @@ impl Inner {
     }
 
     /// Carves one fresh frame into blocks of `class`.
-    fn refill(&mut self, class: usize) -> bool {
-        let Some(frame) = frame_allocator::alloc() else {
+    fn refill(&mut self, class: usize, urgency: Urgency) -> bool {
+        let Some(frame) = frame_allocator::alloc_for(1, 1, urgency) else {
             return false;
         };
         let size = CLASS_SIZES[class];
@@ -480,10 +487,10 @@ impl Inner {
     }
 }
 
-fn alloc_large(layout: &Layout) -> Option<(*mut u8, usize)> {
+fn alloc_large(layout: &Layout, urgency: Urgency) -> Option<(*mut u8, usize)> {
     let frames = layout.size().div_ceil(PAGE_SIZE);
     let align_frames = layout.align().div_ceil(PAGE_SIZE);
-    let phys = frame_allocator::alloc_contiguous(frames, align_frames)?;
+    let phys = frame_allocator::alloc_for(frames, align_frames, urgency)?;
     let virt = phys_to_virt(phys);
     if let Some(first) = frame_index(virt) {
         meta_set(first, FrameMeta::pack(FrameMeta::LARGE_HEAD, frames));

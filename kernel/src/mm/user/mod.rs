@@ -9,12 +9,19 @@
 //! Regions are filled lazily: anonymous memory with zeroed frames, private file mappings
 //! (`RegionKind::File`, what ld.so maps libraries with) with a copy of the file's page, read at
 //! the first touch. The region holds the open file, so the mapping outlives the descriptor.
+//!
+//! Every user page comes from the frame allocator with `Urgency::User`, so user memory stops at
+//! the low watermark and leaves the kernel its reserve. A page fault that finds no frame reports
+//! `Resolution::OutOfMemory` and the trap handler runs the OOM killer (`mm::oom`) and retries; a
+//! system call that finds none returns `ENOMEM`. The region list and other vectors whose length
+//! a process chooses grow through `mm::fallible` (`ENOMEM`, never a panic).
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
+use super::fallible::{try_push, try_reserve, try_vec_with_capacity};
 use super::paging::{MapError, PageFlags, PageTable};
 use super::{PAGE_SIZE, frame_allocator, is_ram, phys_to_virt};
 use crate::errno::{EResult, Errno};
@@ -70,6 +77,17 @@ impl Protection {
         }
         flags
     }
+}
+
+/// What handling a user page fault came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The page is there now: retry the access.
+    Resolved,
+    /// Not a fault this address space can resolve (no region, no copy-on-write page): a signal.
+    Genuine,
+    /// It would be resolved, but no frame is left for user pages: the OOM killer's case.
+    OutOfMemory,
 }
 
 /// Where `AddressSpace::remap` may put a mapping that grows.
@@ -275,6 +293,30 @@ impl AddressSpace {
         usage
     }
 
+    /// What the OOM killer reports and weighs: `(total_vm, anon_rss, file_rss, page_tables)`
+    /// in bytes. Page tables are counted from the present pages (one per 2 MiB, 1 GiB and
+    /// 512 GiB span holding one, plus the root); no allocation.
+    pub fn footprint(&self) -> (u64, u64, u64, u64) {
+        let usage = self.usage();
+        let total = usage.total();
+        let mut tables = 1u64;
+        let mut last = [u64::MAX; 3];
+        self.table.for_each_user_page(&mut |virt, _, _| {
+            for (level, shift) in [21u32, 30, 39].into_iter().enumerate() {
+                if virt >> shift != last[level] {
+                    last[level] = virt >> shift;
+                    tables += 1;
+                }
+            }
+        });
+        (
+            total.size,
+            total.resident - usage.file.resident,
+            usage.file.resident,
+            tables * PAGE,
+        )
+    }
+
     /// Makes this address space the CPU's.
     pub fn activate(&self) {
         // SAFETY: the table comes from `PageTable::new_user` (kernel half shared) and lives as
@@ -286,22 +328,34 @@ impl AddressSpace {
         &self.regions
     }
 
-    /// Removes `[start, end)` from the region list, splitting regions that straddle it.
-    fn cut_regions(&mut self, start: u64, end: u64) {
-        let mut kept = Vec::with_capacity(self.regions.len() + 1);
-        for region in self.regions.drain(..) {
-            if region.end <= start || region.start >= end {
-                kept.push(region);
-                continue;
+    /// Removes `[start, end)` from the region list, splitting regions that straddle it; in
+    /// place, so it allocates only when one region is split in two (`ENOMEM`, and no change,
+    /// if the list cannot grow then).
+    fn cut_regions(&mut self, start: u64, end: u64) -> EResult<()> {
+        if self.regions.iter().any(|r| r.start < start && r.end > end) {
+            try_reserve(&mut self.regions, 1)?;
+        }
+        let mut index = self.regions.partition_point(|r| r.end <= start);
+        while let Some(region) = self.regions.get(index) {
+            if region.start >= end {
+                break;
             }
-            if region.start < start {
-                kept.push(region.slice(region.start, start));
-            }
-            if region.end > end {
-                kept.push(region.slice(end, region.end));
+            if region.start < start && region.end > end {
+                let tail = region.slice(end, region.end);
+                self.regions[index] = region.slice(region.start, start);
+                self.regions.insert(index + 1, tail);
+                break;
+            } else if region.start < start {
+                self.regions[index] = region.slice(region.start, start);
+                index += 1;
+            } else if region.end > end {
+                self.regions[index] = region.slice(end, region.end);
+                break;
+            } else {
+                self.regions.remove(index);
             }
         }
-        self.regions = kept;
+        Ok(())
     }
 
     /// Makes `[start, start + len)` usable with `protection`; pages are allocated (zeroed) on
@@ -341,8 +395,33 @@ impl AddressSpace {
         if !start.is_multiple_of(PAGE) || end > USER_END || start < PAGE {
             return Err(Errno::EINVAL);
         }
-        self.cut_regions(start, end);
+        self.cut_regions(start, end)?;
         let at = self.regions.partition_point(|r| r.start < start);
+        // Anonymous memory right after or before alike anonymous memory extends it (as Linux
+        // merges VMAs): a `brk` or `mmap` loop keeps one region instead of one per call.
+        if file.is_none()
+            && let Some(previous) = at.checked_sub(1).and_then(|i| self.regions.get_mut(i))
+            && previous.end == start
+            && previous.kind == kind
+            && previous.protection == protection
+            && previous.file.is_none()
+            && matches!(kind, RegionKind::Heap | RegionKind::Anonymous)
+        {
+            previous.end = end;
+            return self.apply_protection(start, end, protection);
+        }
+        if file.is_none()
+            && let Some(next) = self.regions.get_mut(at)
+            && next.start == end
+            && next.kind == kind
+            && next.protection == protection
+            && next.file.is_none()
+            && matches!(kind, RegionKind::Heap | RegionKind::Anonymous)
+        {
+            next.start = start;
+            return self.apply_protection(start, end, protection);
+        }
+        try_reserve(&mut self.regions, 1)?;
         self.regions.insert(
             at,
             Region {
@@ -426,7 +505,7 @@ impl AddressSpace {
             .file
             .as_ref()
             .map(|f| (Arc::clone(&f.file), f.offset + (page - region.start)));
-        let frame = frame_allocator::alloc_zeroed().ok_or(Errno::ENOMEM)?;
+        let frame = frame_allocator::alloc_user_zeroed().ok_or(Errno::ENOMEM)?;
         if let Some((file, offset)) = file {
             // SAFETY: `frame` is a fresh RAM frame in the direct map that nothing else refers
             // to yet; the slice lives only for this read.
@@ -451,9 +530,15 @@ impl AddressSpace {
     }
 
     /// A user access to a page that is not present: allocate it if a region covers it.
-    /// Returns false for a genuine fault.
-    pub fn resolve_missing_page(&mut self, address: u64) -> bool {
-        address < USER_END && self.populate(address).is_ok()
+    pub fn resolve_missing_page(&mut self, address: u64) -> Resolution {
+        if address >= USER_END {
+            return Resolution::Genuine;
+        }
+        match self.populate(address) {
+            Ok(()) => Resolution::Resolved,
+            Err(Errno::ENOMEM) => Resolution::OutOfMemory,
+            Err(_) => Resolution::Genuine,
+        }
     }
 
     /// Gives the present pages of `[start, end)` the rights `protection` (copy-on-write pages
@@ -488,16 +573,20 @@ impl AddressSpace {
             let region = self.region_at(cursor).ok_or(Errno::ENOMEM)?;
             cursor = region.end;
         }
-        let affected: Vec<Region> = self
+        let mut affected: Vec<Region> = try_vec_with_capacity(4)?;
+        for r in self
             .regions
             .iter()
             .filter(|r| r.start < end && start < r.end)
-            .map(|r| Region {
+        {
+            let piece = Region {
                 protection,
                 ..r.slice(r.start.max(start), r.end.min(end))
-            })
-            .collect();
-        self.cut_regions(start, end);
+            };
+            try_push(&mut affected, piece)?;
+        }
+        self.cut_regions(start, end)?;
+        try_reserve(&mut self.regions, affected.len())?;
         for region in affected {
             let at = self.regions.partition_point(|r| r.start < region.start);
             self.regions.insert(at, region);
@@ -511,7 +600,7 @@ impl AddressSpace {
         if !start.is_multiple_of(PAGE) || end > USER_END {
             return Err(Errno::EINVAL);
         }
-        self.cut_regions(start, end);
+        self.cut_regions(start, end)?;
         let mut released = 0;
         let walked = self.table.walk_user_range(start, end, &mut |page, leaf| {
             let phys = leaf.phys();
@@ -525,14 +614,15 @@ impl AddressSpace {
         walked.map_err(map_error)
     }
 
-    /// An address for a new mapping of `len` bytes without a hint: below the previous one, with
-    /// a guard page between, and never into the 1 GiB `brk` may grow into.
+    /// An address for a new mapping of `len` bytes without a hint: right below the previous one
+    /// (as Linux places them, so that alike anonymous mappings merge into one region and an
+    /// `mmap` loop does not grow the region list), never into the 1 GiB `brk` may grow into.
     pub fn pick_mmap_address(&mut self, len: u64) -> EResult<u64> {
         let start = self.mmap_top.checked_sub(len).ok_or(Errno::ENOMEM)?;
         if start <= self.brk_start + (1 << 30) {
             return Err(Errno::ENOMEM);
         }
-        self.mmap_top = start - PAGE;
+        self.mmap_top = start;
         Ok(start)
     }
 
@@ -640,7 +730,7 @@ impl AddressSpace {
             .map(|f| f.advanced(old - mapping.start));
         self.insert_region(new, new_len, mapping.protection, mapping.kind, file)?;
         if let Err(error) = self.move_pages(old, new, old_len) {
-            self.cut_regions(new, new + new_len);
+            let _ = self.cut_regions(new, new + new_len);
             return Err(error);
         }
         self.unmap(old, old_len)?;
@@ -688,7 +778,8 @@ impl AddressSpace {
     /// (`resolve_write_fault`).
     pub fn duplicate(&mut self) -> EResult<Self> {
         let mut copy = Self::new()?;
-        copy.regions = self.regions.clone();
+        try_reserve(&mut copy.regions, self.regions.len())?;
+        copy.regions.extend(self.regions.iter().cloned());
         copy.brk_start = self.brk_start;
         copy.brk = self.brk;
         copy.arguments = self.arguments.clone();
@@ -716,19 +807,19 @@ impl AddressSpace {
     }
 
     /// A write to a copy-on-write page: give this address space its own writable copy.
-    /// Returns false if `address` is not such a page (a genuine fault).
-    pub fn resolve_write_fault(&mut self, address: u64) -> bool {
+    /// `Genuine` if `address` is not such a page.
+    pub fn resolve_write_fault(&mut self, address: u64) -> Resolution {
         let page = address & !(PAGE - 1);
         let Some((phys, flags)) = self.table.translate(page) else {
-            return false;
+            return Resolution::Genuine;
         };
         if !flags.contains(PageFlags::COPY_ON_WRITE | PageFlags::LOGICALLY_WRITABLE) {
-            return false;
+            return Resolution::Genuine;
         }
         let phys = phys & !(PAGE - 1);
         let target = if is_shared(phys) {
-            let Some(frame) = frame_allocator::alloc() else {
-                return false;
+            let Some(frame) = frame_allocator::alloc_user() else {
+                return Resolution::OutOfMemory;
             };
             // SAFETY: both frames are RAM in the direct map; `frame` is fresh and private.
             unsafe {
@@ -746,12 +837,13 @@ impl AddressSpace {
         };
         let writable = (flags - PageFlags::COPY_ON_WRITE - PageFlags::LOGICALLY_WRITABLE)
             | PageFlags::WRITABLE;
+        // Unmapping a present page and mapping it again needs no new page table.
         if self.table.unmap_4k(page).is_err() || self.table.map_4k(page, target, writable).is_err()
         {
-            return false;
+            return Resolution::Genuine;
         }
         PageTable::flush(page);
-        true
+        Resolution::Resolved
     }
 
     /// The physical address behind user address `address`, if mapped with at least `need`.
@@ -800,7 +892,7 @@ impl AddressSpace {
         if out.len() != from.len {
             return Err(Errno::EINVAL);
         }
-        self.populate_range(from.address, from.len);
+        self.populate_range(from.address, from.len)?;
         self.for_each_chunk(
             from.address,
             from.len,
@@ -824,7 +916,7 @@ impl AddressSpace {
         if data.len() != to.len {
             return Err(Errno::EINVAL);
         }
-        self.unshare(to.address, to.len);
+        self.unshare(to.address, to.len)?;
         self.for_each_chunk(to.address, to.len, PageFlags::WRITABLE, |phys, at, len| {
             // SAFETY: as in `read`, with the page checked writable by the user.
             unsafe {
@@ -856,32 +948,40 @@ impl AddressSpace {
         (cursor.min(end) - address.min(end)) as usize
     }
 
-    /// Makes every copy-on-write page in the range private (before the kernel writes it).
-    fn unshare(&mut self, address: u64, len: usize) {
-        self.populate_range(address, len);
+    /// Makes every copy-on-write page in the range private (before the kernel writes it);
+    /// `ENOMEM` if a page cannot be had (a system call does not run the OOM killer).
+    fn unshare(&mut self, address: u64, len: usize) -> EResult<()> {
+        self.populate_range(address, len)?;
         let end = address.saturating_add(len as u64).min(USER_END);
         let mut page = address & !(PAGE - 1);
         while page < end {
-            self.resolve_write_fault(page);
+            if self.resolve_write_fault(page) == Resolution::OutOfMemory {
+                return Err(Errno::ENOMEM);
+            }
             page += PAGE;
         }
+        Ok(())
     }
 
     /// Allocates the not-yet-touched pages of the range that regions allow (the kernel touching
-    /// user memory must see what a user access would).
-    fn populate_range(&mut self, address: u64, len: usize) {
+    /// user memory must see what a user access would). `ENOMEM` if memory ran out; pages no
+    /// region allows are left for the copy to report (`EFAULT`).
+    fn populate_range(&mut self, address: u64, len: usize) -> EResult<()> {
         let end = address.saturating_add(len as u64).min(USER_END);
         let mut page = address & !(PAGE - 1);
         while page < end {
-            let _ = self.populate(page);
+            if self.populate(page) == Err(Errno::ENOMEM) {
+                return Err(Errno::ENOMEM);
+            }
             page += PAGE;
         }
+        Ok(())
     }
 
     /// Writes `data` at `address` regardless of the page's user rights (loading an executable
     /// into read-only segments, building the initial stack).
     pub fn load(&mut self, address: u64, data: &[u8]) -> EResult<()> {
-        self.unshare(address, data.len());
+        self.unshare(address, data.len())?;
         self.for_each_chunk(address, data.len(), PageFlags::PRESENT, |phys, at, len| {
             // SAFETY: as in `read`; the kernel is initialising pages it just mapped.
             unsafe {
@@ -907,7 +1007,7 @@ impl AddressSpace {
             if bytes.len() == max {
                 return Err(Errno::ENAMETOOLONG);
             }
-            bytes.push(byte[0]);
+            try_push(&mut bytes, byte[0])?;
             cursor += 1;
         }
         String::from_utf8(bytes).map_err(|_| Errno::EINVAL)
@@ -952,8 +1052,23 @@ pub fn write_maps(space: &AddressSpace, image_name: &str, out: &mut dyn core::fm
     }
 }
 
-impl Drop for AddressSpace {
-    fn drop(&mut self) {
+impl AddressSpace {
+    /// Gives back every user page and page table now (Linux's `exit_mm`): an exiting process
+    /// frees its memory before its parent reaps it, which is what lets the OOM killer's victim
+    /// make room. The address space is empty but usable afterwards; it must be the CPU's or
+    /// no CPU's (the TLB is flushed by reloading CR3 if it is active).
+    pub fn release_user_memory(&mut self) {
+        self.free_user_pages();
+        self.regions = Vec::new();
+        self.resident_pages = 0;
+        self.brk_start = 0;
+        self.brk = 0;
+        if crate::arch::x86_64::cpu::read_cr3() & !(PAGE - 1) == self.table.root_phys() {
+            self.activate();
+        }
+    }
+
+    fn free_user_pages(&mut self) {
         self.table.free_user_half(&mut |frame| {
             // Frames still shared with another address space stay; the last owner frees them.
             let mut shared = SHARED_FRAMES.lock();
@@ -969,6 +1084,12 @@ impl Drop for AddressSpace {
                 None => false,
             }
         });
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        self.free_user_pages();
         frame_allocator::free(self.table.root_phys());
     }
 }
