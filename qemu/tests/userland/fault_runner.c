@@ -1,8 +1,10 @@
-/* Init for the fault-injection run: runs each command of five rounds in a child and prints
+/* Init for the fault-injection run: runs each command of five rounds in a child (stdin from
+ * /dev/null) and prints
  * `<name>-<status>`, retrying a fork (or a wait, or a write) that fails with ENOMEM/EAGAIN. A
  * shell would give up at its first "can't fork" and end the run; this one keeps going, so every
  * round really runs under injected failures. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -31,6 +33,16 @@ int main(void) {
             while ((child = fork()) < 0)
                 usleep(1000);
             if (child == 0) {
+                /* No terminal input: an injected failure can make a program ask a question
+                 * (busybox rm prompts when `access(W_OK)` fails and stdin is a terminal), and
+                 * nobody would answer. Retried like the fork: the open may fail too. */
+                int null;
+                while ((null = open("/dev/null", O_RDONLY)) < 0)
+                    usleep(1000);
+                while (dup2(null, 0) < 0)
+                    usleep(1000);
+                if (null != 0)
+                    close(null);
                 execve(commands[i][0], commands[i], envp);
                 _exit(126);
             }
