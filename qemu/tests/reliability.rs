@@ -14,42 +14,13 @@
 //! Both must end with a clean shutdown (no panic report), no leak the kernel's tracker can find,
 //! the heap back to its baseline, free memory back to its baseline, and no process left behind.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use cadenza_qemu::{BuildOptions, GuestExit, QemuConfig, RunResult, Workspace, build_kernel};
-
-fn workspace() -> Workspace {
-    Workspace::locate().expect("inside the checkout")
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            build_kernel(&workspace(), &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
-
-/// Compiles `qemu/tests/userland/<name>.c` statically with musl into `binary`, as
-/// qemu/tests/userland.rs does.
-fn compile(name: &str, binary: &Path) {
-    let source = workspace()
-        .root()
-        .join("qemu/tests/userland")
-        .join(format!("{name}.c"));
-    let status = Command::new("musl-gcc")
-        .args(["-static", "-O2", "-pthread", "-o"])
-        .arg(binary)
-        .arg(&source)
-        .status()
-        .expect("musl-gcc runs (Debian package musl-tools; scripts/setup.sh installs it)");
-    assert!(status.success(), "compiling {}", source.display());
-}
+use cadenza_qemu::{GuestExit, QemuConfig, RunResult};
+use common::{compile, debian_linux, kernel, user_lines, workspace};
 
 /// Boots `archive` with `append`, allowing `timeout`; the guest must not hang or panic.
 fn boot(archive: &Path, append: &str, timeout: Duration) -> RunResult {
@@ -327,17 +298,6 @@ fn a_soak_of_shell_scenarios_processes_pipes_and_files_leaves_nothing_behind() {
     );
 }
 
-/// What userspace printed: the console without kernel log lines (`[    1.234] ...`) and blank
-/// lines.
-fn user_lines(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('['))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Boots the test program `name` as init on Cadenza and on Debian's Linux: both must print
 /// exactly `expected`.
 fn prints_on_both_kernels(name: &str, expected: &[&str]) {
@@ -355,13 +315,7 @@ fn prints_on_both_kernels(name: &str, expected: &[&str]) {
         cadenza.console
     );
     // `quiet`: only warnings; `panic=-1`: init's exit ends the machine.
-    let linux_image = workspace().root().join("target/debian-linux/vmlinuz");
-    assert!(
-        linux_image.is_file(),
-        "Debian's kernel is needed at {} (scripts/setup.sh fetches it)",
-        linux_image.display()
-    );
-    let mut config = QemuConfig::new(linux_image);
+    let mut config = QemuConfig::new(debian_linux());
     config.initrd = Some(archive);
     config.append = "console=ttyS0 quiet panic=-1".into();
     let linux = config.run(Duration::from_secs(120)).expect("QEMU starts");

@@ -2,45 +2,24 @@
 //! /init from the initramfs, exercising the ELF loader, system calls and their error paths,
 //! fork/execve/wait4, preemption, and fatal faults in user mode.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cadenza_qemu::{BuildOptions, GuestExit, QemuConfig, RunResult, Workspace, build_kernel};
+use cadenza_qemu::{GuestExit, QemuConfig, RunResult};
+use common::{compile, debian_linux, kernel, user_lines, workspace};
 
-fn workspace() -> Workspace {
-    Workspace::locate().expect("inside the checkout")
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            build_kernel(&workspace(), &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
-
-/// Compiles `qemu/tests/userland/<name>.c` statically with musl (and pthreads); returns the
-/// binary.
+/// Compiles `qemu/tests/userland/<name>.c` statically with musl (and pthreads), once per test
+/// binary; returns the binary.
 fn program(name: &str) -> PathBuf {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     let out = OUT.get_or_init(|| tempfile::tempdir().unwrap().keep());
     let binary = out.join(name);
     if !binary.exists() {
-        let source = workspace()
-            .root()
-            .join("qemu/tests/userland")
-            .join(format!("{name}.c"));
-        let status = Command::new("musl-gcc")
-            .args(["-static", "-O2", "-pthread", "-o"])
-            .arg(&binary)
-            .arg(&source)
-            .status()
-            .expect("musl-gcc runs (Debian package musl-tools; scripts/setup.sh installs it)");
-        assert!(status.success(), "compiling {}", source.display());
+        compile(name, &binary);
     }
     binary
 }
@@ -630,16 +609,19 @@ fn shutdown_report(console: &str) -> (u64, u64, u64) {
 
 #[test]
 fn a_thousand_fork_exec_exit_cycles_leak_nothing() {
-    let forkloop = program("forkloop");
-    // The baseline is one cycle, so that containers the first fork creates once (and keep,
-    // empty, afterwards) count on both sides: what must not grow is the cost per cycle.
-    let baseline = boot(&[("init", &forkloop)], "-- 1");
-    let after = boot(&[("init", &forkloop)], "-- 1000");
-    assert!(
-        after.console.contains("init[1]: exited with status 0"),
-        "{}",
-        after.console
-    );
+    many_rounds_leave_the_heap_as_one_does("forkloop", 1000, "init[1]: exited with status 0");
+}
+
+/// Boots test program `name` with `-- 1` and with `-- rounds`; the long run must print
+/// `done_line`, neither may leave an unreferenced object, and the long run's heap must end
+/// exactly where the one-round run's did (the baseline is one round, so containers the first
+/// round creates once, and keeps empty afterwards, count on both sides: what must not grow is
+/// the cost per round).
+fn many_rounds_leave_the_heap_as_one_does(name: &str, rounds: u32, done_line: &str) {
+    let binary = program(name);
+    let baseline = boot(&[("init", &binary)], "-- 1");
+    let after = boot(&[("init", &binary)], &format!("-- {rounds}"));
+    assert!(after.console.contains(done_line), "{}", after.console);
     let (live_before, bytes_before, leaks_before) = shutdown_report(&baseline.console);
     let (live_after, bytes_after, leaks_after) = shutdown_report(&after.console);
     assert_eq!(leaks_before, 0, "{}", baseline.console);
@@ -647,7 +629,7 @@ fn a_thousand_fork_exec_exit_cycles_leak_nothing() {
     assert_eq!(
         (live_after, bytes_after),
         (live_before, bytes_before),
-        "the heap is back to its baseline after 1000 cycles"
+        "{name}: the heap is back to its baseline after {rounds} rounds"
     );
 }
 
@@ -1370,28 +1352,6 @@ fn kmemleak_through_debugfs_like_linux() {
 // Parity with Linux: the same initramfs on Debian's own kernel (linux-image-amd64, unpacked by
 // scripts/setup.sh into target/debian-linux/) under the same QEMU must print the same lines.
 
-/// Debian's kernel image.
-fn debian_linux() -> PathBuf {
-    let image = workspace().root().join("target/debian-linux/vmlinuz");
-    assert!(
-        image.is_file(),
-        "Debian's kernel is needed at {} (scripts/setup.sh fetches it)",
-        image.display()
-    );
-    image
-}
-
-/// What userspace printed: the console without kernel log lines (`[    1.234] ...`, on both
-/// kernels) and blank lines.
-fn user_lines(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('['))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Boots `files` on both kernels; returns what userspace printed on each.
 fn on_both_kernels(files: &[(&str, &Path)], init_args: &str) -> (Vec<String>, Vec<String>) {
     let cadenza = boot(files, init_args);
@@ -1754,23 +1714,7 @@ fn threads_blocked_in_the_kernel_end_with_their_process_as_on_debians_linux() {
 fn threads_blocked_in_the_kernel_unwind_when_their_process_ends_and_leak_nothing() {
     // Each round: 16 processes whose second thread is blocked (in a 1 MiB pipe read or write,
     // nanosleep, a futex) when the process exits, is killed or execs.
-    let thread_exit = program("thread_exit");
-    let baseline = boot(&[("init", &thread_exit)], "-- 1");
-    let after = boot(&[("init", &thread_exit)], "-- 100");
-    assert!(
-        after.console.contains("thread_exit: 100 rounds done"),
-        "{}",
-        after.console
-    );
-    let (live_before, bytes_before, leaks_before) = shutdown_report(&baseline.console);
-    let (live_after, bytes_after, leaks_after) = shutdown_report(&after.console);
-    assert_eq!(leaks_before, 0, "{}", baseline.console);
-    assert_eq!(leaks_after, 0, "{}", after.console);
-    assert_eq!(
-        (live_after, bytes_after),
-        (live_before, bytes_before),
-        "the heap is back to its baseline after 100 rounds"
-    );
+    many_rounds_leave_the_heap_as_one_does("thread_exit", 100, "thread_exit: 100 rounds done");
 }
 
 #[test]
