@@ -3,34 +3,20 @@
 //!
 //! The kernel is built once per test binary through the same library call the CLI uses.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use cadenza_qemu::launch::free_local_port;
-use cadenza_qemu::{
-    BuildOptions, GuestExit, QemuConfig, QemuGdb, RunResult, Workspace, build_kernel,
-};
+use cadenza_qemu::{GuestExit, QemuConfig, QemuGdb, RunResult};
+use common::kernel;
 use symbols::{PanicKind, PanicReport};
 
 /// Generous: TCG on a loaded 2-core CI machine. A healthy boot takes well under a second.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn workspace() -> Workspace {
-    Workspace::locate().expect("tests run inside the checkout")
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            build_kernel(&workspace(), &BuildOptions::default()).unwrap_or_else(|e| {
-                panic!("cannot build the kernel: {e:#}");
-            })
-        })
-        .clone()
-}
 
 fn default_initrd() -> PathBuf {
     static INITRD: OnceLock<PathBuf> = OnceLock::new();

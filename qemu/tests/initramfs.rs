@@ -3,33 +3,18 @@
 //! M directories, K bytes (...)`) and listed by the `fs_list=DIR[,DIR...]` boot option; a
 //! damaged archive is reported and the boot goes on.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use cadenza_qemu::{
-    BuildOptions, GuestExit, InitrdSource, QemuConfig, RunResult, Workspace, build_kernel,
-    initramfs,
-};
+use cadenza_qemu::{GuestExit, InitrdSource, QemuConfig, RunResult, initramfs};
+use common::{kernel, workspace};
 
 /// Generous: TCG on a loaded CI machine; a boot takes well under a second.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn workspace() -> Workspace {
-    Workspace::locate().expect("tests run inside the checkout")
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            build_kernel(&workspace(), &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
 
 fn boot(initrd: PathBuf, append: &str) -> RunResult {
     let mut config = QemuConfig::new(kernel());

@@ -2,28 +2,17 @@
 //! kernel in QEMU: breakpoints, backtraces, stepping, a hardware watchpoint, Ctrl-C, monitor
 //! commands, and break-on-oops.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cadenza_qemu::gdb::Gdb;
 use cadenza_qemu::launch::free_local_port;
-use cadenza_qemu::{
-    BuildOptions, GuestExit, QemuConfig, QemuGdb, Running, SerialBackend, Workspace, build_kernel,
-};
+use cadenza_qemu::{GuestExit, QemuConfig, QemuGdb, Running, SerialBackend, Workspace};
+use common::kernel;
 
 const STEP: Duration = Duration::from_secs(30);
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let workspace = Workspace::locate().expect("inside the checkout");
-            build_kernel(&workspace, &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
 
 /// Boots with the stub on ttyS1 (a TCP port); returns QEMU and gdb's target string.
 fn boot_with_stub(append: &str) -> (Running, String) {

@@ -2,25 +2,15 @@
 //! leak that must be reported in kmemleak's format, and heap bugs that must stop the kernel with
 //! a panic report naming the allocation and the free.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
-use cadenza_qemu::{BuildOptions, GuestExit, QemuConfig, RunResult, Workspace, build_kernel};
+use cadenza_qemu::{GuestExit, QemuConfig, RunResult};
+use common::kernel;
 use symbols::{PanicKind, PanicReport};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let workspace = Workspace::locate().expect("inside the checkout");
-            build_kernel(&workspace, &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
 
 fn boot(append: &str) -> RunResult {
     let mut config = QemuConfig::new(kernel());

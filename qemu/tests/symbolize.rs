@@ -1,27 +1,15 @@
 //! Panic analysis end to end: the real kernel crashes in QEMU, its own kallsyms names each frame,
 //! and the host symbolizer turns the captured log into source lines with inlined frames.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
-use cadenza_qemu::{BuildOptions, GuestExit, QemuConfig, Workspace, build_kernel};
+use cadenza_qemu::{GuestExit, QemuConfig};
+use common::{kernel, workspace};
 use symbols::symbolizer::Symbolizer;
 use symbols::{AnnotateOptions, Annotator, PanicReport};
-
-fn workspace() -> Workspace {
-    Workspace::locate().expect("tests run inside the checkout")
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            build_kernel(&workspace(), &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
 
 fn crash_log(append: &str) -> String {
     let mut config = QemuConfig::new(kernel());

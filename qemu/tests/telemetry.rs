@@ -1,30 +1,19 @@
 //! The telemetry channel end to end: the real kernel in QEMU (TCG) answers snapshot requests on
 //! ttyS2, wired to a unix socket, and the host parser reads them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cadenza_qemu::telemetry::{
     ClientError, KernelPlace, ParseError, Request, Snapshot, TelemetryClient,
 };
-use cadenza_qemu::{
-    BuildOptions, GuestExit, QemuConfig, Running, SerialBackend, Workspace, build_kernel,
-};
+use cadenza_qemu::{GuestExit, QemuConfig, Running, SerialBackend, Workspace};
+use common::kernel;
 
 const STEP: Duration = Duration::from_secs(30);
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<PathBuf> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| {
-            let workspace = Workspace::locate().expect("inside the checkout");
-            build_kernel(&workspace, &BuildOptions::default())
-                .unwrap_or_else(|e| panic!("cannot build the kernel: {e:#}"))
-        })
-        .clone()
-}
 
 /// Boots with telemetry on ttyS2 (a unix socket) and connects to it once the kernel says so.
 fn boot_with_telemetry(append: &str) -> (Running, TelemetryClient, tempfile::TempDir) {
