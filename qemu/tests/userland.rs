@@ -974,7 +974,9 @@ fn the_userland_runs_with_fault_injection_on_without_panics_or_leaks() {
     config.initrd = Some(archive);
     config.append =
         "console=ttyS0 failslab=1,2,0,-1 fail_page_alloc=20,1,0,-1 rdinit=/bin/fault_runner".into();
-    let result = config.run(Duration::from_secs(120)).expect("QEMU starts");
+    // The runner ends a command that hangs for 20 s (a failed partner process, as on Linux),
+    // so a run takes longer than a plain boot when that happens.
+    let result = config.run(Duration::from_secs(300)).expect("QEMU starts");
     let console = &result.console;
     assert_eq!(result.exit, GuestExit::Clean, "{console}");
     // Every round ran (each program printed its exit status, whatever it was): the runner
