@@ -918,7 +918,7 @@ fn the_oom_killer_ends_memory_hogs_and_the_shell_goes_on() {
 }
 
 #[test]
-fn the_fault_injection_knobs_read_and_write_like_linux() {
+fn the_fault_injection_knobs_read_and_write_in_linuxs_format() {
     let dir = tempfile::tempdir().unwrap();
     let (mut qemu, at) = busybox_shell(dir.path());
     let at = shell_commands(

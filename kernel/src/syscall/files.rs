@@ -14,6 +14,7 @@ use crate::errno::{EResult, Errno};
 use crate::fs::{
     self, At, Credentials, FileType, Follow, FsContext, Location, OpenFile, OpenFlags, Whence,
 };
+use crate::mm::fallible::try_vec_zeroed;
 use crate::mm::user::{Read, UserSlice, Write};
 use crate::task;
 
@@ -68,15 +69,10 @@ fn copy_out(address: u64, bytes: &[u8]) -> EResult<()> {
 }
 
 fn copy_in(address: u64, len: usize) -> EResult<Vec<u8>> {
-    let mut bytes = zeroed(len)?;
+    let mut bytes = try_vec_zeroed(len)?;
     let source = UserSlice::<Read>::new(address, len)?;
     task::with_current(|p| p.space.lock().read(source, &mut bytes))??;
     Ok(bytes)
-}
-
-/// A kernel buffer of `len` zero bytes, `ENOMEM` rather than a panic if the heap is short.
-fn zeroed(len: usize) -> EResult<Vec<u8>> {
-    crate::mm::fallible::try_vec_zeroed(len)
 }
 
 /// A kernel buffer for a read of at most `len` bytes into user memory at `address`: as long as
@@ -92,7 +88,7 @@ fn read_buffer(address: u64, len: usize) -> EResult<Vec<u8>> {
     if writable == 0 {
         return Err(Errno::EFAULT);
     }
-    zeroed(writable)
+    try_vec_zeroed(writable)
 }
 
 /// Largest piece of a write copied into the kernel at a time.
@@ -1061,7 +1057,7 @@ pub fn sendfile(call: &mut Call<'_>) -> EResult<u64> {
         }
     };
     let limit = (count as usize).min(MAX_RW);
-    let mut buffer = crate::mm::fallible::try_vec_zeroed(limit.min(CHUNK))?;
+    let mut buffer = try_vec_zeroed(limit.min(CHUNK))?;
     let mut done = 0usize;
     while done < limit {
         let want = (limit - done).min(CHUNK);
